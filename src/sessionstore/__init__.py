@@ -1,0 +1,49 @@
+"""sessionstore: durable, concurrent conversation memory for LLM agents and RAG.
+
+Open a store by URL and use it as an async context manager::
+
+    async with open_store("sqlite:///memory.db") as store:
+        qa_id = await store.create_qa_entry("chat-1", "alice", "Hi?", "Hello!")
+"""
+
+from sessionstore.errors import (
+    InvalidParameterError,
+    MissingDependencyError,
+    NotFoundError,
+    SessionError,
+    StoreError,
+    StoreUnavailableError,
+)
+from sessionstore.models import (
+    SessionContext,
+    SessionInfo,
+    SessionPage,
+    SessionQAEntry,
+    SessionQAUpdate,
+    SessionTraceStep,
+    UsedGraphElementIds,
+)
+from sessionstore.store import ALL_USERS, SessionStore
+from sessionstore.urls import default_store_url, open_store, register_backend
+
+__all__ = [
+    "ALL_USERS",
+    "InvalidParameterError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "SessionContext",
+    "SessionError",
+    "SessionInfo",
+    "SessionPage",
+    "SessionQAEntry",
+    "SessionQAUpdate",
+    "SessionStore",
+    "SessionTraceStep",
+    "StoreError",
+    "StoreUnavailableError",
+    "UsedGraphElementIds",
+    "default_store_url",
+    "open_store",
+    "register_backend",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,530 @@
+"""The ``SessionStore`` contract every backend implements (SPEC §2).
+
+Public methods validate their arguments, build ids and timestamps, and then
+call one small abstract step (``_append``, ``_latest``, ...). A backend is only
+storage: it never re-validates or re-formats.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import base64
+import binascii
+import json
+import math
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Final, NamedTuple, Self
+
+from sessionstore.errors import InvalidParameterError, StoreError
+from sessionstore.models import (
+    SessionInfo,
+    SessionPage,
+    SessionQAEntry,
+    SessionQAUpdate,
+    SessionTraceStep,
+    UsedGraphElementIds,
+)
+from sessionstore.records import SessionData, from_micros, now_utc, to_micros
+from sessionstore.validation import (
+    DEFAULT_MAX_FIELD_BYTES,
+    check_json,
+    check_last_n,
+    check_limit,
+    check_session_id,
+    check_text,
+    check_user_id,
+    normalize_qa_id,
+)
+
+__all__ = ["ALL_USERS", "AllUsers", "PageCursor", "SessionKey", "SessionStore"]
+
+
+class SessionKey(NamedTuple):
+    """Names one session: ``user_id=None`` is the anonymous user's namespace."""
+
+    session_id: str
+    user_id: str | None
+
+
+class AllUsers:
+    """Type of :data:`ALL_USERS`, the "every user" filter of ``export_sessions``."""
+
+    def __repr__(self) -> str:
+        return "ALL_USERS"
+
+
+ALL_USERS: Final = AllUsers()
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Where a ``list_sessions`` page ended: the last item's sort key."""
+
+    updated_at: datetime
+    session_id: str
+
+    def encode(self) -> str:
+        """Return the opaque cursor string handed to callers."""
+        raw = json.dumps([to_micros(self.updated_at), self.session_id]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def admits(self, updated_at: datetime, session_id: str) -> bool:
+        """Return whether a session with this sort key belongs after the cursor."""
+        if updated_at == self.updated_at:
+            return session_id > self.session_id
+        return updated_at < self.updated_at
+
+    @classmethod
+    def decode(cls, cursor: object) -> PageCursor:
+        """Parse a cursor made by :meth:`encode`.
+
+        Raises:
+            InvalidParameterError: not a cursor this library made.
+        """
+        if not isinstance(cursor, str):
+            raise InvalidParameterError(f"cursor must be a str, got {type(cursor).__name__}")
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            micros, session_id = json.loads(raw)
+            if isinstance(micros, bool) or not isinstance(micros, int):
+                raise TypeError("bad time")
+            return cls(from_micros(micros), check_session_id(session_id))
+        except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
+            raise InvalidParameterError(
+                f"cursor {cursor[:40]!r} is not a cursor returned by list_sessions"
+            ) from exc
+
+
+def _check_ttl(ttl: object) -> float | None:
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise InvalidParameterError(f"ttl must be seconds as a number or None, got {ttl!r}")
+    if not math.isfinite(ttl) or ttl <= 0:
+        raise InvalidParameterError(f"ttl must be a positive number of seconds, got {ttl}")
+    return float(ttl)
+
+
+def _check_max_field_bytes(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidParameterError(f"max_field_bytes must be a positive int, got {value!r}")
+    return value
+
+
+class SessionStore(abc.ABC):
+    """Conversation memory: per user and session, entries, a graph context, traces.
+
+    Use it as an async context manager, or call :meth:`open` (optional; the
+    first call opens it) and :meth:`close`. Every method raises
+    :class:`InvalidParameterError` for bad input before any I/O,
+    :class:`StoreError` when the backend fails or the store is closed.
+
+    Args:
+        ttl: seconds after its last write that a session expires; ``None``
+            keeps sessions forever.
+        max_field_bytes: the largest text field accepted, in UTF-8 bytes.
+    """
+
+    def __init__(
+        self, *, ttl: float | None = None, max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES
+    ) -> None:
+        self.ttl: float | None = _check_ttl(ttl)
+        self.max_field_bytes: int = _check_max_field_bytes(max_field_bytes)
+        self._state = "new"
+        self._open_lock = asyncio.Lock()
+
+    # -- lifecycle -------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+    def describe(self) -> str:
+        """Return where this store keeps its data, without credentials."""
+        return type(self).__name__
+
+    async def open(self) -> None:
+        """Connect or create storage now rather than on the first call.
+
+        Raises:
+            StoreError: the store is closed or the backend failed.
+        """
+        if self._state == "open":
+            return
+        async with self._open_lock:
+            if self._state == "closed":
+                raise StoreError(f"{self!r} is closed; open a new store")
+            if self._state == "new":
+                await self._open()
+                self._state = "open"
+
+    async def close(self) -> None:
+        """Release connections and files; calling it again does nothing."""
+        async with self._open_lock:
+            was_open = self._state == "open"
+            self._state = "closed"
+            if was_open:
+                await self._close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _ready(self) -> None:
+        if self._state != "open":
+            await self.open()
+
+    def _expires_at(self, now: datetime) -> datetime | None:
+        """Return when a session written at ``now`` expires (``None``: never)."""
+        return None if self.ttl is None else now + timedelta(seconds=self.ttl)
+
+    # -- validation ------------------------------------------------------
+
+    @staticmethod
+    def _key(session_id: object, user_id: object) -> SessionKey:
+        return SessionKey(check_session_id(session_id), check_user_id(user_id))
+
+    def _check_sizes(self, fields: Mapping[str, Any]) -> None:
+        for name, value in fields.items():
+            if isinstance(value, str):
+                check_text(value, name, self.max_field_bytes)
+            elif isinstance(value, UsedGraphElementIds):
+                check_json(value.node_ids + value.edge_ids, name, self.max_field_bytes)
+            elif isinstance(value, (dict, list)):
+                check_json(value, name, self.max_field_bytes)
+
+    def _check_step_sizes(self, step: SessionTraceStep) -> None:
+        self._check_sizes({name: getattr(step, name) for name in type(step).model_fields})
+
+    # -- entries ---------------------------------------------------------
+
+    async def create_qa_entry(
+        self,
+        session_id: str,
+        user_id: str | None,
+        question: str,
+        answer: str,
+        context: str | None = None,
+        *,
+        feedback_text: str | None = None,
+        feedback_score: int | None = None,
+        used_graph_element_ids: UsedGraphElementIds | Mapping[str, Any] | None = None,
+        memify_metadata: dict[str, bool] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Append a question/answer entry and return its new ``qa_id``.
+
+        Raises:
+            InvalidParameterError: a bad id, text, score or field type.
+            StoreError: the backend failed.
+        """
+        key = self._key(session_id, user_id)
+        if isinstance(used_graph_element_ids, Mapping):
+            used_graph_element_ids = UsedGraphElementIds(**used_graph_element_ids)
+        fields: dict[str, Any] = {
+            "question": question,
+            "answer": answer,
+            "context": context,
+            "feedback_text": feedback_text,
+            "feedback_score": feedback_score,
+            "used_graph_element_ids": used_graph_element_ids,
+            "memify_metadata": memify_metadata,
+            "metadata": metadata,
+        }
+        entry = SessionQAEntry(
+            id=str(uuid.uuid4()),
+            session_id=key.session_id,
+            user_id=key.user_id,
+            created_at=now_utc(),
+            **fields,
+        )
+        self._check_sizes(fields)
+        await self._ready()
+        await self._append(key, entry)
+        return entry.id
+
+    async def get_latest_qa_entries(
+        self, session_id: str, user_id: str | None, last_n: int
+    ) -> list[SessionQAEntry]:
+        """Return the newest ``last_n`` entries, oldest first."""
+        key = self._key(session_id, user_id)
+        count = check_last_n(last_n)
+        await self._ready()
+        if not count:
+            return []
+        return await self._latest(key, count)
+
+    async def get_all_qa_entries(
+        self, session_id: str, user_id: str | None
+    ) -> list[SessionQAEntry]:
+        """Return every entry of the session, oldest first."""
+        key = self._key(session_id, user_id)
+        await self._ready()
+        return await self._all(key)
+
+    async def get_qa_entry(
+        self, session_id: str, user_id: str | None, qa_id: str
+    ) -> SessionQAEntry | None:
+        """Return one entry, or ``None`` if the session holds no such id."""
+        key = self._key(session_id, user_id)
+        normalized = normalize_qa_id(qa_id)
+        await self._ready()
+        return None if normalized is None else await self._get(key, normalized)
+
+    async def count_qa_entries(self, session_id: str, user_id: str | None) -> int:
+        """Return how many entries the session holds."""
+        key = self._key(session_id, user_id)
+        await self._ready()
+        return await self._count(key)
+
+    async def update_qa_entry(
+        self, session_id: str, user_id: str | None, qa_id: str, updates: SessionQAUpdate
+    ) -> bool:
+        """Apply a tri-state update atomically; ``False`` if the entry is unknown.
+
+        Raises:
+            InvalidParameterError: ``updates`` is not a SessionQAUpdate or a
+                field is over ``max_field_bytes``.
+        """
+        key = self._key(session_id, user_id)
+        if not isinstance(updates, SessionQAUpdate):
+            raise InvalidParameterError(
+                f"updates must be a SessionQAUpdate, got {type(updates).__name__}"
+            )
+        changes = updates.changes()
+        self._check_sizes(changes)
+        normalized = normalize_qa_id(qa_id)
+        await self._ready()
+        return False if normalized is None else await self._update(key, normalized, changes)
+
+    async def delete_qa_entry(self, session_id: str, user_id: str | None, qa_id: str) -> bool:
+        """Delete one entry; ``True`` only if it existed."""
+        key = self._key(session_id, user_id)
+        normalized = normalize_qa_id(qa_id)
+        await self._ready()
+        return False if normalized is None else await self._delete_entry(key, normalized)
+
+    async def latest_qa_id(self, session_id: str, user_id: str | None) -> str | None:
+        """Return the id of the newest entry, or ``None`` for an empty session."""
+        key = self._key(session_id, user_id)
+        await self._ready()
+        return await self._latest_id(key)
+
+    # -- sessions --------------------------------------------------------
+
+    async def delete_session(self, session_id: str, user_id: str | None) -> bool:
+        """Delete the session's entries, graph context and trace steps.
+
+        Returns:
+            ``True`` if any of them existed.
+        """
+        key = self._key(session_id, user_id)
+        await self._ready()
+        return await self._delete_session(key)
+
+    async def prune(self) -> None:
+        """Delete every session of every user in this store's namespace only."""
+        await self._ready()
+        await self._prune()
+
+    async def list_sessions(
+        self, user_id: str | None, *, limit: int = 50, cursor: str | None = None
+    ) -> SessionPage:
+        """Return one page of the user's sessions, most recently written first.
+
+        Args:
+            user_id: whose sessions; ``None`` is the anonymous user.
+            limit: page size, 1 to 1000.
+            cursor: ``next_cursor`` of the previous page.
+
+        Raises:
+            InvalidParameterError: bad user id, limit or cursor.
+        """
+        user = check_user_id(user_id)
+        size = check_limit(limit)
+        after = None if cursor is None else PageCursor.decode(cursor)
+        await self._ready()
+        infos = await self._list_sessions(user, size + 1, after)
+        if len(infos) <= size:
+            return SessionPage(items=infos, next_cursor=None)
+        items = infos[:size]
+        last = items[-1]
+        return SessionPage(
+            items=items, next_cursor=PageCursor(last.updated_at, last.session_id).encode()
+        )
+
+    # -- graph context and traces ---------------------------------------
+
+    async def get_graph_context(self, session_id: str, user_id: str | None) -> str | None:
+        """Return the session's graph context; ``""`` is a value, unlike ``None``."""
+        key = self._key(session_id, user_id)
+        await self._ready()
+        return await self._get_graph_context(key)
+
+    async def set_graph_context(self, session_id: str, user_id: str | None, context: str) -> None:
+        """Store the session's graph context, replacing any previous one."""
+        key = self._key(session_id, user_id)
+        check_text(context, "context", self.max_field_bytes)
+        await self._ready()
+        await self._set_graph_context(key, context)
+
+    async def save_trace_step(
+        self, session_id: str, user_id: str | None, step: SessionTraceStep
+    ) -> str:
+        """Append a trace step (its ``created_at`` set to now); return its trace id."""
+        key = self._key(session_id, user_id)
+        if not isinstance(step, SessionTraceStep):
+            raise InvalidParameterError(
+                f"step must be a SessionTraceStep, got {type(step).__name__}"
+            )
+        self._check_step_sizes(step)
+        stamped = step.model_copy(update={"created_at": now_utc()})
+        await self._ready()
+        await self._save_trace(key, stamped)
+        return step.trace_id
+
+    async def read_trace_steps(
+        self, session_id: str, user_id: str | None, last_n: int | None = None
+    ) -> list[SessionTraceStep]:
+        """Return the session's trace steps (the newest ``last_n``), oldest first."""
+        key = self._key(session_id, user_id)
+        count = check_last_n(last_n, allow_none=True)
+        await self._ready()
+        if count == 0:
+            return []
+        return await self._read_traces(key, count)
+
+    # -- export and import -------------------------------------------------
+
+    def export_sessions(
+        self, *, user_id: str | None | AllUsers = ALL_USERS
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield one plain JSON-compatible dict per session.
+
+        Args:
+            user_id: omit for every user; ``None`` for the anonymous user only.
+        """
+        user_filter = user_id if isinstance(user_id, AllUsers) else check_user_id(user_id)
+        return self._export(user_filter)
+
+    async def _export(self, user_filter: str | None | AllUsers) -> AsyncIterator[dict[str, Any]]:
+        await self._ready()
+        async for key in self._session_keys(user_filter):
+            data = await self._read_session(key)
+            if data is not None:
+                yield data.to_dump()
+
+    async def import_sessions(
+        self, dumps: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]
+    ) -> int:
+        """Import sessions made by ``export_sessions``; return how many.
+
+        Each imported session replaces one with the same ids, all or nothing.
+
+        Raises:
+            InvalidParameterError: an unknown format or an invalid session;
+                the sessions before it are already imported.
+        """
+        await self._ready()
+        imported = 0
+        if isinstance(dumps, AsyncIterable):
+            async for dump in dumps:
+                await self._import_one(dump)
+                imported += 1
+        else:
+            for dump in dumps:
+                await self._import_one(dump)
+                imported += 1
+        return imported
+
+    async def _import_one(self, dump: Mapping[str, Any]) -> None:
+        data = SessionData.from_dump(dump)
+        for entry in data.entries:
+            self._check_sizes(entry.model_dump(exclude={"created_at"}))
+        for step in data.traces:
+            self._check_step_sizes(step)
+        if data.graph_context is not None:
+            check_text(data.graph_context, "graph_context", self.max_field_bytes)
+        await self._ready()
+        await self._write_session(data)
+
+    # -- backend steps -------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _append(self, key: SessionKey, entry: SessionQAEntry) -> None: ...
+
+    @abc.abstractmethod
+    async def _latest(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]: ...
+
+    @abc.abstractmethod
+    async def _all(self, key: SessionKey) -> list[SessionQAEntry]: ...
+
+    @abc.abstractmethod
+    async def _get(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None: ...
+
+    @abc.abstractmethod
+    async def _count(self, key: SessionKey) -> int: ...
+
+    @abc.abstractmethod
+    async def _update(self, key: SessionKey, qa_id: str, changes: dict[str, Any]) -> bool: ...
+
+    @abc.abstractmethod
+    async def _delete_entry(self, key: SessionKey, qa_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def _latest_id(self, key: SessionKey) -> str | None: ...
+
+    @abc.abstractmethod
+    async def _delete_session(self, key: SessionKey) -> bool: ...
+
+    @abc.abstractmethod
+    async def _prune(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _list_sessions(
+        self, user_id: str | None, limit: int, after: PageCursor | None
+    ) -> list[SessionInfo]:
+        """Return up to ``limit`` sessions sorted after ``after``."""
+
+    @abc.abstractmethod
+    async def _get_graph_context(self, key: SessionKey) -> str | None: ...
+
+    @abc.abstractmethod
+    async def _set_graph_context(self, key: SessionKey, context: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None: ...
+
+    @abc.abstractmethod
+    async def _read_traces(
+        self, key: SessionKey, last_n: int | None
+    ) -> list[SessionTraceStep]: ...
+
+    @abc.abstractmethod
+    def _session_keys(self, user_filter: str | None | AllUsers) -> AsyncIterator[SessionKey]:
+        """Yield the key of every live session matching ``user_filter``."""
+
+    @abc.abstractmethod
+    async def _read_session(self, key: SessionKey) -> SessionData | None: ...
+
+    @abc.abstractmethod
+    async def _write_session(self, data: SessionData) -> None:
+        """Replace the session ``data`` names with ``data``, atomically."""

@@ -1,0 +1,194 @@
+"""Input rules shared by every model, call and backend (SPEC §2.1, §2.3).
+
+Each check raises :class:`InvalidParameterError` naming the argument and the
+rule, before any I/O happens.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sessionstore.errors import InvalidParameterError
+
+__all__ = [
+    "DEFAULT_MAX_FIELD_BYTES",
+    "MAX_ID_LENGTH",
+    "check_json",
+    "check_last_n",
+    "check_limit",
+    "check_score",
+    "check_session_id",
+    "check_text",
+    "check_user_id",
+    "normalize_qa_id",
+]
+
+MAX_ID_LENGTH = 256
+DEFAULT_MAX_FIELD_BYTES = 16 * 1024 * 1024
+MAX_PAGE_LIMIT = 1000
+
+
+def _check_id(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"{name} must be a str, got {type(value).__name__}")
+    if not value:
+        raise InvalidParameterError(f"{name} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidParameterError(
+            f"{name} must be at most {MAX_ID_LENGTH} characters, got {len(value)}"
+        )
+    if "\x00" in value:
+        raise InvalidParameterError(f"{name} must not contain NUL characters")
+    _check_encodable(value, name)
+    return value
+
+
+def check_session_id(value: object) -> str:
+    """Return ``value`` if it is a legal session id.
+
+    Raises:
+        InvalidParameterError: not a non-empty, NUL-free str of at most 256
+            characters that UTF-8 can encode.
+    """
+    return _check_id(value, "session_id")
+
+
+def check_user_id(value: object) -> str | None:
+    """Return ``value`` if it is ``None`` (the anonymous user) or a legal id.
+
+    Raises:
+        InvalidParameterError: as :func:`check_session_id`.
+    """
+    if value is None:
+        return None
+    return _check_id(value, "user_id")
+
+
+def _check_encodable(value: str, name: str) -> int:
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidParameterError(
+            f"{name} cannot be encoded as UTF-8 (lone surrogate at index {exc.start})"
+        ) from None
+
+
+def check_text(value: object, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTES) -> str:
+    """Return ``value`` if it is a str UTF-8 can encode within ``max_bytes``.
+
+    Raises:
+        InvalidParameterError: wrong type, lone surrogates, or too large.
+    """
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"{name} must be a str, got {type(value).__name__}")
+    size = _check_encodable(value, name)
+    if size > max_bytes:
+        raise InvalidParameterError(
+            f"{name} is {size} bytes, over the max_field_bytes limit of {max_bytes}"
+        )
+    return value
+
+
+def check_score(value: object, name: str = "feedback_score") -> int | None:
+    """Return ``value`` if it is ``None`` or an int from 1 to 5 (not a bool).
+
+    Raises:
+        InvalidParameterError: any other value.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameterError(
+            f"{name} must be an int from 1 to 5, got {type(value).__name__}"
+        )
+    if not 1 <= value <= 5:
+        raise InvalidParameterError(f"{name} must be between 1 and 5, got {value}")
+    return value
+
+
+def check_last_n(value: object, *, allow_none: bool = False) -> int | None:
+    """Return ``value`` if it is a non-negative int (or ``None`` when allowed).
+
+    Raises:
+        InvalidParameterError: negative, a bool, or not an int.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameterError(f"last_n must be an int >= 0, got {value!r}")
+    if value < 0:
+        raise InvalidParameterError(f"last_n must be >= 0, got {value}")
+    return value
+
+
+def check_limit(value: object) -> int:
+    """Return ``value`` if it is an int page size from 1 to 1000.
+
+    Raises:
+        InvalidParameterError: any other value.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameterError(f"limit must be an int from 1 to 1000, got {value!r}")
+    if not 1 <= value <= MAX_PAGE_LIMIT:
+        raise InvalidParameterError(f"limit must be from 1 to {MAX_PAGE_LIMIT}, got {value}")
+    return value
+
+
+def normalize_qa_id(value: object) -> str | None:
+    """Return the canonical lowercase hyphenated form of a UUID, else ``None``.
+
+    Any spelling :class:`uuid.UUID` parses is accepted; a str that is not a
+    UUID simply names no entry.
+
+    Raises:
+        InvalidParameterError: ``value`` is not a str.
+    """
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"qa_id must be a str, got {type(value).__name__}")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def check_json(value: Any, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTES) -> int:
+    """Check that ``value`` is plain JSON and return the bytes of its strings.
+
+    JSON here means ``None``, bool, int, finite float, str, list and dict with
+    str keys; every str must be encodable as UTF-8 and within ``max_bytes``.
+
+    Raises:
+        InvalidParameterError: any other value.
+    """
+    stack: list[tuple[Any, str]] = [(value, name)]
+    total = 0
+    while stack:
+        item, where = stack.pop()
+        if item is None or isinstance(item, (bool, int)):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidParameterError(f"{where} must be a finite number, got {item}")
+        elif isinstance(item, str):
+            total += len(check_text(item, where, max_bytes).encode("utf-8"))
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, Mapping):
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    raise InvalidParameterError(f"{where} keys must be str, got {key!r}")
+                check_text(key, f"{where} key", max_bytes)
+                stack.append((sub, f"{where}[{key!r}]"))
+        else:
+            raise InvalidParameterError(
+                f"{where} must be JSON (None, bool, int, float, str, list, dict), "
+                f"got {type(item).__name__}"
+            )
+    if total > max_bytes:
+        raise InvalidParameterError(
+            f"{name} holds {total} bytes of text, over the max_field_bytes limit of {max_bytes}"
+        )
+    return total

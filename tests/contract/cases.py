@@ -1,0 +1,44 @@
+"""The backends the contract suite runs on: one entry per backend.
+
+A new backend joins the suite by adding one ``BackendCase`` to ``CASES``.
+``url`` receives the test's context and returns the URL of a fresh, empty
+namespace (a new file, directory, key prefix or table prefix), so tests never
+see each other's data even on a shared server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    """What a case needs to build its URL."""
+
+    request: pytest.FixtureRequest
+    tmp_path: Path
+    token: str  # unique per test, usable in prefixes and table names
+
+
+@dataclass(frozen=True)
+class BackendCase:
+    """One backend in the contract matrix."""
+
+    name: str
+    url: Callable[[CaseContext], str]
+    # Two stores opened on the same URL see the same data.
+    shared: bool = True
+    # Several processes may use the same URL at once.
+    multi_process: bool = True
+    # Known gaps: test function name -> reason; run as xfail(strict=True).
+    gaps: Mapping[str, str] = field(default_factory=dict)
+
+
+CASES: list[BackendCase] = [
+    BackendCase("memory", lambda ctx: "memory://", shared=False, multi_process=False),
+    BackendCase("sqlite", lambda ctx: f"sqlite:///{ctx.tmp_path / 'store.db'}"),
+]

@@ -1,0 +1,106 @@
+"""Expiry: writes slide it, reads do not, expired data is invisible at once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from sessionstore import InvalidParameterError, SessionStore, SessionTraceStep, open_store
+
+TTL = 1.5
+HALF = 0.9  # two of these pass the ttl, one does not
+
+
+async def _everything_gone(store: SessionStore, sid: str, user: str | None, qa_id: str) -> None:
+    assert await store.get_all_qa_entries(sid, user) == []
+    assert await store.get_latest_qa_entries(sid, user, 3) == []
+    assert await store.get_qa_entry(sid, user, qa_id) is None
+    assert await store.count_qa_entries(sid, user) == 0
+    assert await store.latest_qa_id(sid, user) is None
+    assert await store.get_graph_context(sid, user) is None
+    assert await store.read_trace_steps(sid, user) == []
+    assert (await store.list_sessions(user)).items == []
+    assert [d async for d in store.export_sessions()] == []
+
+
+async def test_writes_slide_expiry_of_all_session_data(make_store: Any) -> None:
+    store: SessionStore = await make_store(ttl=TTL)
+    qa_id = await store.create_qa_entry("s", "u", "q", "a")
+    await store.set_graph_context("s", "u", "g")
+    await store.save_trace_step("s", "u", SessionTraceStep(origin_function="f", status="ok"))
+    await asyncio.sleep(HALF)
+    await store.create_qa_entry("s", "u", "q2", "a2")  # a write slides everything
+    await asyncio.sleep(HALF)
+    assert await store.count_qa_entries("s", "u") == 2
+    assert await store.get_graph_context("s", "u") == "g"
+    assert len(await store.read_trace_steps("s", "u")) == 1
+    assert await store.get_qa_entry("s", "u", qa_id) is not None
+    assert [i.session_id for i in (await store.list_sessions("u")).items] == ["s"]
+    await asyncio.sleep(HALF)
+    await _everything_gone(store, "s", "u", qa_id)
+
+
+async def test_reads_do_not_slide_expiry(make_store: Any) -> None:
+    store: SessionStore = await make_store(ttl=TTL)
+    qa_id = await store.create_qa_entry("s", None, "q", "a")
+    await asyncio.sleep(HALF)
+    assert await store.count_qa_entries("s", None) == 1
+    assert len(await store.get_all_qa_entries("s", None)) == 1
+    assert (await store.list_sessions(None)).items
+    await asyncio.sleep(HALF)
+    await _everything_gone(store, "s", None, qa_id)
+
+
+@pytest.mark.parametrize("write", ["update", "graph", "trace"])
+async def test_every_kind_of_write_slides(make_store: Any, write: str) -> None:
+    store: SessionStore = await make_store(ttl=TTL)
+    qa_id = await store.create_qa_entry("s", "u", "q", "a")
+    await asyncio.sleep(HALF)
+    if write == "update":
+        from sessionstore import SessionQAUpdate
+
+        assert await store.update_qa_entry("s", "u", qa_id, SessionQAUpdate(feedback_score=1))
+    elif write == "graph":
+        await store.set_graph_context("s", "u", "g")
+    else:
+        await store.save_trace_step("s", "u", SessionTraceStep(origin_function="f", status="ok"))
+    await asyncio.sleep(HALF)
+    assert await store.get_qa_entry("s", "u", qa_id) is not None
+
+
+async def test_expired_session_starts_fresh_on_next_write(make_store: Any) -> None:
+    store: SessionStore = await make_store(ttl=0.5)
+    await store.create_qa_entry("s", "u", "old", "a")
+    await store.set_graph_context("s", "u", "old graph")
+    await asyncio.sleep(0.8)
+    new_id = await store.create_qa_entry("s", "u", "new", "a")
+    assert [e.id for e in await store.get_all_qa_entries("s", "u")] == [new_id]
+    assert await store.get_graph_context("s", "u") is None
+    info = (await store.list_sessions("u")).items
+    assert [(i.session_id, i.qa_count) for i in info] == [("s", 1)]
+    assert await store.delete_session("s", "u") is True
+
+
+async def test_other_sessions_keep_their_own_clock(make_store: Any) -> None:
+    store: SessionStore = await make_store(ttl=TTL)
+    await store.create_qa_entry("old", "u", "q", "a")
+    await asyncio.sleep(HALF)
+    await store.create_qa_entry("new", "u", "q", "a")
+    await asyncio.sleep(HALF)
+    assert [i.session_id for i in (await store.list_sessions("u")).items] == ["new"]
+
+
+@pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf"), "60", True])
+def test_bad_ttl_is_rejected(ttl: object) -> None:
+    with pytest.raises(InvalidParameterError, match="ttl"):
+        open_store("memory://", ttl=ttl)
+
+
+def test_ttl_from_url_query(store_url: str) -> None:
+    separator = "&" if "?" in store_url else "?"
+    store = open_store(f"{store_url}{separator}ttl=2.5")
+    assert store.ttl == 2.5
+    with pytest.raises(InvalidParameterError, match="ttl"):
+        open_store(f"{store_url}{separator}ttl=-3")
