@@ -124,6 +124,7 @@ class SessionData:
 
         Raises:
             InvalidParameterError: unknown format or any invalid field.
+
         """
         if not isinstance(dump, Mapping):
             raise InvalidParameterError(f"a session dump must be a dict, got {type(dump)}")
@@ -138,9 +139,7 @@ class SessionData:
             graph_context = dump.get("graph_context")
             if graph_context is not None and not isinstance(graph_context, str):
                 raise InvalidParameterError("graph_context must be a str or None")
-            entries = [
-                _entry_from_dump(r, session_id, user_id) for r in _records(dump, "entries")
-            ]
+            entries = [_entry_from_dump(r, session_id, user_id) for r in _records(dump, "entries")]
             traces = [_trace_from_dump(r) for r in _records(dump, "trace_steps")]
             return cls(
                 session_id=session_id,

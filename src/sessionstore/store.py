@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import base64
-import binascii
-import json
 import math
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Final, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from sessionstore.errors import InvalidParameterError, StoreError
+from sessionstore.keys import ALL_USERS, AllUsers, PageCursor, SessionKey
 from sessionstore.models import (
     SessionInfo,
     SessionPage,
@@ -29,7 +26,7 @@ from sessionstore.models import (
     SessionTraceStep,
     UsedGraphElementIds,
 )
-from sessionstore.records import SessionData, from_micros, now_utc, to_micros
+from sessionstore.records import SessionData, now_utc
 from sessionstore.validation import (
     DEFAULT_MAX_FIELD_BYTES,
     check_json,
@@ -41,63 +38,10 @@ from sessionstore.validation import (
     normalize_qa_id,
 )
 
+if TYPE_CHECKING:
+    from sessionstore.locks import LockBackend
+
 __all__ = ["ALL_USERS", "AllUsers", "PageCursor", "SessionKey", "SessionStore"]
-
-
-class SessionKey(NamedTuple):
-    """Names one session: ``user_id=None`` is the anonymous user's namespace."""
-
-    session_id: str
-    user_id: str | None
-
-
-class AllUsers:
-    """Type of :data:`ALL_USERS`, the "every user" filter of ``export_sessions``."""
-
-    def __repr__(self) -> str:
-        return "ALL_USERS"
-
-
-ALL_USERS: Final = AllUsers()
-
-
-@dataclass(frozen=True, slots=True)
-class PageCursor:
-    """Where a ``list_sessions`` page ended: the last item's sort key."""
-
-    updated_at: datetime
-    session_id: str
-
-    def encode(self) -> str:
-        """Return the opaque cursor string handed to callers."""
-        raw = json.dumps([to_micros(self.updated_at), self.session_id]).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    def admits(self, updated_at: datetime, session_id: str) -> bool:
-        """Return whether a session with this sort key belongs after the cursor."""
-        if updated_at == self.updated_at:
-            return session_id > self.session_id
-        return updated_at < self.updated_at
-
-    @classmethod
-    def decode(cls, cursor: object) -> PageCursor:
-        """Parse a cursor made by :meth:`encode`.
-
-        Raises:
-            InvalidParameterError: not a cursor this library made.
-        """
-        if not isinstance(cursor, str):
-            raise InvalidParameterError(f"cursor must be a str, got {type(cursor).__name__}")
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            micros, session_id = json.loads(raw)
-            if isinstance(micros, bool) or not isinstance(micros, int):
-                raise TypeError("bad time")
-            return cls(from_micros(micros), check_session_id(session_id))
-        except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
-            raise InvalidParameterError(
-                f"cursor {cursor[:40]!r} is not a cursor returned by list_sessions"
-            ) from exc
 
 
 def _check_ttl(ttl: object) -> float | None:
@@ -128,6 +72,7 @@ class SessionStore(abc.ABC):
         ttl: seconds after its last write that a session expires; ``None``
             keeps sessions forever.
         max_field_bytes: the largest text field accepted, in UTF-8 bytes.
+
     """
 
     def __init__(
@@ -147,11 +92,20 @@ class SessionStore(abc.ABC):
         """Return where this store keeps its data, without credentials."""
         return type(self).__name__
 
+    def _lock_backend(self) -> LockBackend | None:
+        """Return the lock backend ``SessionManager.improve_lock`` uses, or ``None``.
+
+        A backend whose storage several processes share overrides this;
+        ``None`` lets :func:`sessionstore.locks.lock_backend_for` choose.
+        """
+        return None
+
     async def open(self) -> None:
         """Connect or create storage now rather than on the first call.
 
         Raises:
             StoreError: the store is closed or the backend failed.
+
         """
         if self._state == "open":
             return
@@ -229,6 +183,7 @@ class SessionStore(abc.ABC):
         Raises:
             InvalidParameterError: a bad id, text, score or field type.
             StoreError: the backend failed.
+
         """
         key = self._key(session_id, user_id)
         if isinstance(used_graph_element_ids, Mapping):
@@ -297,6 +252,7 @@ class SessionStore(abc.ABC):
         Raises:
             InvalidParameterError: ``updates`` is not a SessionQAUpdate or a
                 field is over ``max_field_bytes``.
+
         """
         key = self._key(session_id, user_id)
         if not isinstance(updates, SessionQAUpdate):
@@ -329,6 +285,7 @@ class SessionStore(abc.ABC):
 
         Returns:
             ``True`` if any of them existed.
+
         """
         key = self._key(session_id, user_id)
         await self._ready()
@@ -351,6 +308,7 @@ class SessionStore(abc.ABC):
 
         Raises:
             InvalidParameterError: bad user id, limit or cursor.
+
         """
         user = check_user_id(user_id)
         size = check_limit(limit)
@@ -409,17 +367,18 @@ class SessionStore(abc.ABC):
     # -- export and import -------------------------------------------------
 
     def export_sessions(
-        self, *, user_id: str | None | AllUsers = ALL_USERS
+        self, *, user_id: str | AllUsers | None = ALL_USERS
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield one plain JSON-compatible dict per session.
 
         Args:
             user_id: omit for every user; ``None`` for the anonymous user only.
+
         """
         user_filter = user_id if isinstance(user_id, AllUsers) else check_user_id(user_id)
         return self._export(user_filter)
 
-    async def _export(self, user_filter: str | None | AllUsers) -> AsyncIterator[dict[str, Any]]:
+    async def _export(self, user_filter: str | AllUsers | None) -> AsyncIterator[dict[str, Any]]:
         await self._ready()
         async for key in self._session_keys(user_filter):
             data = await self._read_session(key)
@@ -436,6 +395,7 @@ class SessionStore(abc.ABC):
         Raises:
             InvalidParameterError: an unknown format or an invalid session;
                 the sessions before it are already imported.
+
         """
         await self._ready()
         imported = 0
@@ -514,12 +474,10 @@ class SessionStore(abc.ABC):
     async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None: ...
 
     @abc.abstractmethod
-    async def _read_traces(
-        self, key: SessionKey, last_n: int | None
-    ) -> list[SessionTraceStep]: ...
+    async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]: ...
 
     @abc.abstractmethod
-    def _session_keys(self, user_filter: str | None | AllUsers) -> AsyncIterator[SessionKey]:
+    def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
         """Yield the key of every live session matching ``user_filter``."""
 
     @abc.abstractmethod

@@ -29,7 +29,8 @@ __all__ = [
 class BackendFactory(Protocol):
     """Builds a store from its URL and options (see :func:`register_backend`)."""
 
-    def __call__(self, url: str, /, **options: Any) -> SessionStore: ...
+    def __call__(self, url: str, /, **options: Any) -> SessionStore:
+        """Return a new, unopened store for ``url``."""
 
 
 def _builtin(target: str) -> BackendFactory:
@@ -66,6 +67,7 @@ def register_backend(scheme: str, factory: BackendFactory) -> None:
 
     Raises:
         InvalidParameterError: ``scheme`` is empty or holds ``:`` or ``/``.
+
     """
     if not isinstance(scheme, str) or not scheme or any(c in scheme for c in ":/"):
         raise InvalidParameterError(f"scheme must be a bare name like 'mystore', got {scheme!r}")
@@ -105,6 +107,7 @@ def open_store(url: str | None = None, **options: Any) -> SessionStore:
     Raises:
         InvalidParameterError: unknown scheme or option, or a bad value.
         MissingDependencyError: the backend's extra is not installed.
+
     """
     if url is None:
         url = default_store_url()
@@ -185,6 +188,7 @@ def split_options(
 
     Raises:
         InvalidParameterError: an unknown option or a value that does not parse.
+
     """
     known = {**BASE_OPTIONS, **parsers}
     base, _, query = url.partition("?")
@@ -192,7 +196,7 @@ def split_options(
     for name, text in parse_qsl(query, keep_blank_values=True):
         parser = known.get(name)
         if parser is None:
-            _unknown(name, known, url)
+            raise _unknown(name, known, url)
         try:
             merged[name] = parser(text)
         except ValueError as exc:
@@ -200,13 +204,13 @@ def split_options(
             raise InvalidParameterError(f"option {name}={shown!r} is invalid: {exc}") from None
     for name, value in options.items():
         if name not in known:
-            _unknown(name, known, url)
+            raise _unknown(name, known, url)
         merged[name] = value
     return base, merged
 
 
-def _unknown(name: str, known: Mapping[str, OptionParser], url: str) -> Any:
-    raise InvalidParameterError(
+def _unknown(name: str, known: Mapping[str, OptionParser], url: str) -> InvalidParameterError:
+    return InvalidParameterError(
         f"unknown option {name!r} for {redact_url(url)!r}; valid options: "
         f"{', '.join(sorted(known))}"
     )
@@ -217,8 +221,9 @@ def require(module: str, extra: str) -> Any:
 
     Raises:
         MissingDependencyError: the module is not installed.
+
     """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependencyError(module.split(".")[0], extra) from exc
+        raise MissingDependencyError(module.split(".", maxsplit=1)[0], extra) from exc

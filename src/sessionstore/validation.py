@@ -52,6 +52,7 @@ def check_session_id(value: object) -> str:
     Raises:
         InvalidParameterError: not a non-empty, NUL-free str of at most 256
             characters that UTF-8 can encode.
+
     """
     return _check_id(value, "session_id")
 
@@ -61,6 +62,7 @@ def check_user_id(value: object) -> str | None:
 
     Raises:
         InvalidParameterError: as :func:`check_session_id`.
+
     """
     if value is None:
         return None
@@ -81,6 +83,7 @@ def check_text(value: object, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTE
 
     Raises:
         InvalidParameterError: wrong type, lone surrogates, or too large.
+
     """
     if not isinstance(value, str):
         raise InvalidParameterError(f"{name} must be a str, got {type(value).__name__}")
@@ -97,6 +100,7 @@ def check_score(value: object, name: str = "feedback_score") -> int | None:
 
     Raises:
         InvalidParameterError: any other value.
+
     """
     if value is None:
         return None
@@ -114,6 +118,7 @@ def check_last_n(value: object, *, allow_none: bool = False) -> int | None:
 
     Raises:
         InvalidParameterError: negative, a bool, or not an int.
+
     """
     if value is None and allow_none:
         return None
@@ -129,6 +134,7 @@ def check_limit(value: object) -> int:
 
     Raises:
         InvalidParameterError: any other value.
+
     """
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidParameterError(f"limit must be an int from 1 to 1000, got {value!r}")
@@ -145,6 +151,7 @@ def normalize_qa_id(value: object) -> str | None:
 
     Raises:
         InvalidParameterError: ``value`` is not a str.
+
     """
     if not isinstance(value, str):
         raise InvalidParameterError(f"qa_id must be a str, got {type(value).__name__}")
@@ -162,6 +169,7 @@ def check_json(value: Any, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTES) 
 
     Raises:
         InvalidParameterError: any other value.
+
     """
     stack: list[tuple[Any, str]] = [(value, name)]
     total = 0

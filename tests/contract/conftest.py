@@ -15,9 +15,7 @@ from tests.contract.cases import CASES, BackendCase, CaseContext
 MakeStore = Callable[..., Awaitable[SessionStore]]
 
 
-def pytest_collection_modifyitems(
-    config: pytest.Config, items: list[pytest.Item]
-) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave out tests that need what a backend does not offer (not skipped: absent)."""
     needs = {"shared": "shared", "multi_process": "multi_process"}
     keep, drop = [], []

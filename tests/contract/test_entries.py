@@ -47,8 +47,10 @@ async def test_create_returns_lowercase_uuid4_and_stores_every_field(store: Sess
     assert entry is not None
     assert entry.created_at.tzinfo is not None
     assert entry.created_at.utcoffset() == timedelta(0)
-    assert before - timedelta(seconds=5) <= entry.created_at <= datetime.now(UTC) + timedelta(
-        seconds=5
+    assert (
+        before - timedelta(seconds=5)
+        <= entry.created_at
+        <= datetime.now(UTC) + timedelta(seconds=5)
     )
 
 
@@ -92,9 +94,7 @@ async def test_qa_id_accepts_any_uuid_spelling(store: SessionStore) -> None:
         entry = await store.get_qa_entry(S, U, spelling)
         assert entry is not None
         assert entry.id == qa_id
-    assert await store.update_qa_entry(
-        S, U, qa_id.upper(), SessionQAUpdate(feedback_score=2)
-    )
+    assert await store.update_qa_entry(S, U, qa_id.upper(), SessionQAUpdate(feedback_score=2))
     assert await store.delete_qa_entry(S, U, qa_id.replace("-", "").upper())
     assert await store.count_qa_entries(S, U) == 0
 

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from sessionstore import InvalidParameterError, SessionStore, SessionTraceStep, open_store
+from sessionstore import (
+    InvalidParameterError,
+    SessionQAUpdate,
+    SessionStore,
+    SessionTraceStep,
+    open_store,
+)
 
 TTL = 1.5
 HALF = 0.9  # two of these pass the ttl, one does not
@@ -59,8 +65,6 @@ async def test_every_kind_of_write_slides(make_store: Any, write: str) -> None:
     qa_id = await store.create_qa_entry("s", "u", "q", "a")
     await asyncio.sleep(HALF)
     if write == "update":
-        from sessionstore import SessionQAUpdate
-
         assert await store.update_qa_entry("s", "u", qa_id, SessionQAUpdate(feedback_score=1))
     elif write == "graph":
         await store.set_graph_context("s", "u", "g")

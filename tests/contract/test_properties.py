@@ -33,7 +33,9 @@ async def test_any_id_and_text_round_trip(
     assert (entry.session_id, entry.user_id) == (session_id, user_id)
     assert (entry.question, entry.answer, entry.context) == (text, text[::-1], text)
     assert await store.latest_qa_id(session_id, user_id) == qa_id
-    listed = {(i.session_id, i.user_id) for i in (await store.list_sessions(user_id, limit=1000)).items}
+    listed = {
+        (i.session_id, i.user_id) for i in (await store.list_sessions(user_id, limit=1000)).items
+    }
     assert (session_id, user_id) in listed
     assert await store.delete_session(session_id, user_id)
 

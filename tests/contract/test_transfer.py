@@ -42,6 +42,12 @@ async def _fill(store: SessionStore) -> None:
     await store.set_graph_context("graph-only", "alice", "")
 
 
+async def _only_dump(store: SessionStore) -> dict[str, Any]:
+    dumps = [d async for d in store.export_sessions()]
+    assert len(dumps) == 1
+    return dumps[0]
+
+
 async def _snapshot(store: SessionStore) -> dict[tuple[str, str | None], Any]:
     return {(d["session_id"], d["user_id"]): d async for d in store.export_sessions()}
 
@@ -85,7 +91,7 @@ async def test_round_trip_reproduces_sessions_exactly(store: SessionStore) -> No
 
 async def test_import_replaces_existing_session(store: SessionStore) -> None:
     await store.create_qa_entry("s", "u", "original", "a")
-    dump = [d async for d in store.export_sessions()][0]
+    dump = await _only_dump(store)
     await store.create_qa_entry("s", "u", "added later", "a")
     await store.set_graph_context("s", "u", "later")
     assert await store.import_sessions([dump]) == 1
@@ -129,7 +135,7 @@ async def test_import_refuses_bad_dumps_and_writes_nothing(
     source = open_store("memory://")
     async with source:
         await source.create_qa_entry("s", "u", "q", "a")
-        dump = [d async for d in source.export_sessions()][0]
+        dump = await _only_dump(source)
     with pytest.raises(InvalidParameterError):
         await store.import_sessions([{**dump, **change}])
     assert (await store.list_sessions("u")).items == []
@@ -140,7 +146,7 @@ async def test_import_of_bad_entry_field_writes_nothing(store: SessionStore) -> 
     async with source:
         await source.create_qa_entry("s", "u", "q", "a")
         await source.create_qa_entry("s", "u", "q", "a")
-        dump = [d async for d in source.export_sessions()][0]
+        dump = await _only_dump(source)
     dump["entries"][1]["feedback_score"] = 42
     with pytest.raises(InvalidParameterError):
         await store.import_sessions([dump])

@@ -56,10 +56,10 @@ class MemoryStore(SessionStore):
     def _live(self, key: SessionKey) -> _Session | None:
         """Return the session if it exists and has not expired (dropping it if so)."""
         session = self._sessions.get(key)
-        if session is not None and session.expires_at is not None:
-            if session.expires_at <= now_utc():
-                del self._sessions[key]
-                return None
+        expires_at = None if session is None else session.expires_at
+        if expires_at is not None and expires_at <= now_utc():
+            del self._sessions[key]
+            return None
         return session
 
     def _write(self, key: SessionKey) -> _Session:
@@ -163,7 +163,7 @@ class MemoryStore(SessionStore):
             return []
         return list(session.traces if last_n is None else session.traces[-last_n:])
 
-    async def _session_keys(self, user_filter: str | None | AllUsers) -> AsyncIterator[SessionKey]:
+    async def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
         for key in list(self._sessions):
             if isinstance(user_filter, AllUsers) or key.user_id == user_filter:
                 yield key
