@@ -208,9 +208,19 @@ class SQLiteConnection(SessionStore):
             raise
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        # Switching a new file to WAL can report "locked" at once, without the
+        # busy handler, while another process does the same: retry it.
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         migrate(conn, str(self.path))
 
     async def _close(self) -> None:

@@ -74,16 +74,14 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         StoreError: the database was made by a newer sessionstore.
 
     """
+    # Up to date is the common case: check it without taking the write lock,
+    # so opening a store never waits for another process's writes.
+    if _version(conn, path) == SCHEMA_VERSION:
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS sessionstore_schema (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT max(version) FROM sessionstore_schema").fetchone()
-        version = row[0] or 0
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path} has schema version {version} but this sessionstore knows only "
-                f"up to {SCHEMA_VERSION}; upgrade sessionstore to use this database"
-            )
+        version = _version(conn, path)
         for step in MIGRATIONS[version:]:
             for statement in step.split(";"):
                 if statement.strip():
@@ -96,3 +94,18 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _version(conn: sqlite3.Connection, path: str) -> int:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessionstore_schema'"
+    ).fetchone()
+    if not exists:
+        return 0
+    version = int(conn.execute("SELECT max(version) FROM sessionstore_schema").fetchone()[0] or 0)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {version} but this sessionstore knows only "
+            f"up to {SCHEMA_VERSION}; upgrade sessionstore to use this database"
+        )
+    return version
