@@ -76,8 +76,18 @@ def throwaway_redis(*extra_args: str) -> Iterator[tuple[int, subprocess.Popen[by
     port = free_port()
     with tempfile.TemporaryDirectory() as workdir:
         proc = subprocess.Popen(
-            [binary, "--port", str(port), "--save", "", "--appendonly", "no",
-             "--dir", workdir, *extra_args],
+            [
+                binary,
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+                *extra_args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
