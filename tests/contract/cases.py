@@ -43,4 +43,5 @@ class BackendCase:
 CASES: list[BackendCase] = [
     BackendCase("memory", lambda ctx: "memory://", shared=False, multi_process=False),
     BackendCase("sqlite", lambda ctx: f"sqlite:///{ctx.tmp_path / 'store.db'}"),
+    BackendCase("files", lambda ctx: f"file://{ctx.tmp_path / 'root'}"),
 ]

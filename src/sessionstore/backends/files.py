@@ -1,0 +1,362 @@
+"""``file://``: conversation memory as plain files a person can read and grep.
+
+One directory per user and per session under the root, entries and trace
+steps as JSON Lines, the graph context as a small JSON file (the layout is in
+``files_layout``, the commit protocol in ``files_session``, and both in
+``docs/backends/files.md``). Every call takes the session's ``flock``, so
+several processes and threads can share one root; every blocking call runs in
+a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ParamSpec, Self, TypeVar
+from urllib.parse import unquote
+
+from sessionstore.backends.files_layout import session_lock
+from sessionstore.backends.files_root import StoreRoot
+from sessionstore.backends.files_session import ENTRIES, TRACES, SessionDir
+from sessionstore.backends.files_state import State
+from sessionstore.errors import InvalidParameterError, StoreError
+from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
+from sessionstore.records import (
+    SessionData,
+    entry_from_record,
+    entry_to_record,
+    now_utc,
+    trace_from_record,
+    trace_to_record,
+)
+from sessionstore.store import AllUsers, PageCursor, SessionKey, SessionStore
+from sessionstore.urls import split_options
+from sessionstore.validation import DEFAULT_MAX_FIELD_BYTES
+
+__all__ = ["FileStore"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+DURABILITY = ("flush", "fsync")
+
+
+class FileStore(SessionStore):
+    """Keeps sessions as directories of JSON Lines files under ``root``.
+
+    Args:
+        root: the directory holding the store; created on first use.
+        durability: ``"flush"`` (default) hands every write to the operating
+            system before the call returns, so it survives the process being
+            killed; ``"fsync"`` also waits for the disk, so it survives a power
+            loss, at a large cost per write.
+        ttl: seconds after its last write that a session expires.
+        max_field_bytes: the largest text field accepted, in UTF-8 bytes.
+
+    Raises:
+        InvalidParameterError: an unknown durability, a bad ttl or size.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        durability: str = "flush",
+        ttl: float | None = None,
+        max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+    ) -> None:
+        super().__init__(ttl=ttl, max_field_bytes=max_field_bytes)
+        if durability not in DURABILITY:
+            raise InvalidParameterError(
+                f"durability must be one of {', '.join(DURABILITY)}, got {durability!r}"
+            )
+        self.root = Path(root).absolute()
+        self.durability = durability
+        self._dir = StoreRoot(self.root, sync=durability == "fsync")
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build a store from ``file:///abs/dir`` or ``file://rel/dir``.
+
+        Raises:
+            InvalidParameterError: no directory in the URL, or a bad option.
+        """
+        base, merged = split_options(url, options, {"durability": str})
+        path = unquote(base.split("://", 1)[1])
+        if not path:
+            raise InvalidParameterError(
+                "a file store URL names a directory: file:///abs/dir or file://rel/dir"
+            )
+        return cls(path, **merged)
+
+    def describe(self) -> str:
+        """Return ``file://`` and the root directory."""
+        return f"file://{self.root}"
+
+    # -- plumbing ------------------------------------------------------------
+
+    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(self._guarded, lambda: fn(*args, **kwargs))
+
+    def _guarded(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except OSError as exc:
+            raise self._os_error(exc) from exc
+
+    def _os_error(self, exc: OSError) -> StoreError:
+        where = exc.filename or self.root
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            advice = "the disk is full; free some space and retry"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            advice = "make it writable by this process or choose another root directory"
+        else:
+            advice = "check the directory and retry"
+        return StoreError(f"file store at {self.root}: {where}: {exc.strerror}; {advice}")
+
+    def _session(self, key: SessionKey) -> SessionDir:
+        return self._dir.session(key)
+
+    def _sweep(self, now: datetime) -> None:
+        if self.ttl is not None:
+            self._dir.sweep(now)
+
+    def _times(self) -> tuple[datetime, datetime | None]:
+        now = now_utc()
+        return now, self._expires_at(now)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def _open(self) -> None:
+        await self._call(self._dir.open)
+
+    async def _close(self) -> None:
+        """Nothing to release: no file stays open between calls."""
+
+    # -- entries ---------------------------------------------------------------
+
+    async def _append(self, key: SessionKey, entry: SessionQAEntry) -> None:
+        await self._call(self._append_sync, key, entry)
+
+    def _append_sync(self, key: SessionKey, entry: SessionQAEntry) -> None:
+        session = self._session(key)
+        now, expires = self._times()
+        with session.writing(now, expires, create=True) as write:
+            assert write is not None
+            line = session.entry_line(write.state, "add", {"entry": entry_to_record(entry)})
+            session.append(write, ENTRIES, [line])
+            write.state.qa_count += 1
+        self._sweep(now)
+
+    async def _latest(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
+        return await self._call(self._latest_sync, key, last_n)
+
+    def _latest_sync(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
+        session = self._session(key)
+        with session.reading(now_utc()) as state:
+            records = [] if state is None else session.latest_entries(state, last_n)
+        return [entry_from_record(r) for r in records]
+
+    async def _all(self, key: SessionKey) -> list[SessionQAEntry]:
+        return await self._call(self._all_sync, key)
+
+    def _all_sync(self, key: SessionKey) -> list[SessionQAEntry]:
+        session = self._session(key)
+        with session.reading(now_utc()) as state:
+            live = {} if state is None else session.entries_by_id(state)
+        return [entry_from_record(record) for _, record in live.values()]
+
+    async def _get(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None:
+        return await self._call(self._get_sync, key, qa_id)
+
+    def _get_sync(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None:
+        session = self._session(key)
+        with session.reading(now_utc()) as state:
+            record = None if state is None else session.find_entry(state, qa_id)
+        return None if record is None else entry_from_record(record)
+
+    async def _count(self, key: SessionKey) -> int:
+        return await self._call(self._count_sync, key)
+
+    def _count_sync(self, key: SessionKey) -> int:
+        with self._session(key).reading(now_utc()) as state:
+            return 0 if state is None else state.qa_count
+
+    async def _update(self, key: SessionKey, qa_id: str, changes: dict[str, Any]) -> bool:
+        return await self._call(self._change_sync, key, qa_id, changes)
+
+    async def _delete_entry(self, key: SessionKey, qa_id: str) -> bool:
+        return await self._call(self._change_sync, key, qa_id, None)
+
+    def _change_sync(self, key: SessionKey, qa_id: str, changes: dict[str, Any] | None) -> bool:
+        """Update an entry (``changes``) or delete it (``None``) by appending a record."""
+        session = self._session(key)
+        now, expires = self._times()
+        with session.writing(now, expires, create=False) as write:
+            if write is None:
+                return False
+            state = write.state
+            record = session.find_entry(state, qa_id)
+            if record is None:
+                return False
+            if changes is None:
+                line = session.entry_line(state, "delete", {"id": qa_id})
+                state.qa_count -= 1
+            else:
+                entry = entry_from_record(record).model_copy(update=changes)
+                line = session.entry_line(state, "update", {"entry": entry_to_record(entry)})
+            session.append(write, ENTRIES, [line])
+            session.compact_if_needed(state)
+        self._sweep(now)
+        return True
+
+    async def _latest_id(self, key: SessionKey) -> str | None:
+        return await self._call(self._latest_id_sync, key)
+
+    def _latest_id_sync(self, key: SessionKey) -> str | None:
+        session = self._session(key)
+        with session.reading(now_utc()) as state:
+            newest = [] if state is None else session.latest_entries(state, 1)
+        return str(newest[0]["id"]) if newest else None
+
+    # -- sessions ----------------------------------------------------------------
+
+    async def _delete_session(self, key: SessionKey) -> bool:
+        return await self._call(self._delete_session_sync, key)
+
+    def _delete_session_sync(self, key: SessionKey) -> bool:
+        now, expires = self._times()
+        with self._session(key).writing(now, expires, create=False) as write:
+            if write is None:
+                return False
+            write.remove = True
+            return True
+
+    async def _prune(self) -> None:
+        await self._call(self._dir.prune)
+
+    async def _list_sessions(
+        self, user_id: str | None, limit: int, after: PageCursor | None
+    ) -> list[SessionInfo]:
+        return await self._call(self._list_sessions_sync, user_id, limit, after)
+
+    def _list_sessions_sync(
+        self, user_id: str | None, limit: int, after: PageCursor | None
+    ) -> list[SessionInfo]:
+        states = [
+            s
+            for s in self._dir.live_states(self._dir.user_dir(user_id), now_utc())
+            if s.user_id == user_id and (after is None or after.admits(s.updated_at, s.session_id))
+        ]
+        states.sort(key=lambda s: s.session_id)
+        states.sort(key=lambda s: s.updated_at, reverse=True)
+        return [
+            SessionInfo(
+                session_id=s.session_id,
+                user_id=s.user_id,
+                created_at=s.created_at,
+                updated_at=s.updated_at,
+                qa_count=s.qa_count,
+            )
+            for s in states[:limit]
+        ]
+
+    # -- graph context and traces ------------------------------------------------
+
+    async def _get_graph_context(self, key: SessionKey) -> str | None:
+        return await self._call(self._get_graph_sync, key)
+
+    def _get_graph_sync(self, key: SessionKey) -> str | None:
+        session = self._session(key)
+        with session.reading(now_utc()) as state:
+            return None if state is None else session.read_graph(state)
+
+    async def _set_graph_context(self, key: SessionKey, context: str) -> None:
+        await self._call(self._set_graph_sync, key, context)
+
+    def _set_graph_sync(self, key: SessionKey, context: str) -> None:
+        session = self._session(key)
+        now, expires = self._times()
+        with session.writing(now, expires, create=True) as write:
+            assert write is not None
+            session.write_graph(write, context)
+        self._sweep(now)
+
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
+        await self._call(self._save_trace_sync, key, step)
+
+    def _save_trace_sync(self, key: SessionKey, step: SessionTraceStep) -> None:
+        session = self._session(key)
+        now, expires = self._times()
+        with session.writing(now, expires, create=True) as write:
+            assert write is not None
+            session.append(write, TRACES, [trace_to_record(step)])
+        self._sweep(now)
+
+    async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
+        return await self._call(self._read_traces_sync, key, last_n)
+
+    def _read_traces_sync(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
+        session = self._session(key)
+        with session.reading(now_utc()) as state:
+            records = [] if state is None else session.trace_records(state, last_n)
+        return [trace_from_record(r) for r in records]
+
+    # -- export and import ---------------------------------------------------------
+
+    async def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
+        for key in await self._call(self._session_keys_sync, user_filter):
+            yield key
+
+    def _session_keys_sync(self, user_filter: str | AllUsers | None) -> list[SessionKey]:
+        every_user = isinstance(user_filter, AllUsers)
+        if isinstance(user_filter, AllUsers):
+            user_dirs = self._dir.user_dirs()
+        else:
+            user_dirs = [self._dir.user_dir(user_filter)]
+        now = now_utc()
+        return [
+            SessionKey(s.session_id, s.user_id)
+            for user_dir in user_dirs
+            for s in self._dir.live_states(user_dir, now)
+            if every_user or s.user_id == user_filter
+        ]
+
+    async def _read_session(self, key: SessionKey) -> SessionData | None:
+        return await self._call(self._read_session_sync, key)
+
+    def _read_session_sync(self, key: SessionKey) -> SessionData | None:
+        session = self._session(key)
+        with session.reading(now_utc()) as state:
+            if state is None or state.is_empty():
+                return None
+            return SessionData(
+                session_id=key.session_id,
+                user_id=key.user_id,
+                created_at=state.created_at,
+                updated_at=state.updated_at,
+                graph_context=session.read_graph(state),
+                entries=[entry_from_record(r) for _, r in session.entries_by_id(state).values()],
+                traces=[trace_from_record(r) for r in session.trace_records(state, None)],
+            )
+
+    async def _write_session(self, data: SessionData) -> None:
+        await self._call(self._write_session_sync, data)
+
+    def _write_session_sync(self, data: SessionData) -> None:
+        key = SessionKey(data.session_id, data.user_id)
+        session = self._session(key)
+        now, expires = self._times()
+        state = State(key.session_id, key.user_id, data.created_at, data.updated_at, expires)
+        entries = [
+            {"n": n, "op": "add", "entry": entry_to_record(entry)}
+            for n, entry in enumerate(data.entries, start=1)
+        ]
+        traces = [trace_to_record(step) for step in data.traces]
+        with session_lock(session.path, exclusive=True, create=True):
+            session.replace(state, entries, traces, data.graph_context)
+        self._sweep(now)

@@ -1,0 +1,186 @@
+"""JSON Lines files of the ``file://`` backend: append, read backwards, replace.
+
+A log is read only up to its *committed* size (recorded in the session's
+``state.json``), so a line being written, or torn by a crash, is never seen.
+Bytes past the committed size are moved to ``<file>.torn`` by the next writer
+rather than thrown away. Lines inside the committed size that are not JSON
+make the file corrupt: the store raises :class:`StoreError` and never changes
+such a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sessionstore.errors import StoreError
+
+__all__ = [
+    "append_lines",
+    "dump_line",
+    "fsync_dir",
+    "last_line_end",
+    "lines_backward",
+    "lines_forward",
+    "parse_line",
+    "set_aside",
+    "write_replace",
+    "write_temp",
+]
+
+_CHUNK = 64 * 1024
+
+
+def dump_line(record: dict[str, Any]) -> bytes:
+    """Return ``record`` as one UTF-8 JSON line (newlines and NUL are escaped)."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8") + b"\n"
+
+
+def parse_line(path: Path, offset: int, line: bytes) -> dict[str, Any]:
+    """Parse one committed line.
+
+    Raises:
+        StoreError: the line is not a JSON object; names the file and offset.
+    """
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        record = exc
+    if not isinstance(record, dict):
+        raise StoreError(
+            f"{path} is corrupt: the line at byte {offset} is not a JSON object. "
+            "sessionstore leaves the file as it is; repair that line or restore "
+            "the file from a backup"
+        )
+    return record
+
+
+def lines_backward(fd: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(offset, line)`` for the lines of ``[0, end)``, last line first.
+
+    ``end`` must be 0 or just after a newline. Reads 64 KiB chunks from the
+    end (growing for long lines), so the cost depends on how far back the
+    caller reads, not on the file's length.
+    """
+    pos, buf, stop = end, b"", 0
+    while True:
+        cut = buf.rfind(b"\n", 0, stop - 1) if stop else -1
+        if cut >= 0:
+            yield pos + cut + 1, buf[cut + 1 : stop - 1]
+            stop = cut + 1
+            continue
+        if pos == 0:
+            if stop:
+                yield 0, buf[: stop - 1]
+            return
+        size = min(max(_CHUNK, stop), pos)
+        pos -= size
+        chunk = os.pread(fd, size, pos)
+        if len(chunk) != size:
+            raise StoreError("a session file shrank while it was read; retry the call")
+        buf = chunk + buf[:stop]
+        stop = len(buf)
+
+
+def lines_forward(fd: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(offset, line)`` for the lines of ``[0, end)``, first line first."""
+    offset = 0
+    while offset < end:
+        size = min(4 * _CHUNK, end - offset)
+        block = os.pread(fd, size, offset)
+        cut = block.rfind(b"\n")
+        while cut < 0:  # a line longer than the block
+            size = min(size * 2, end - offset)
+            block = os.pread(fd, size, offset)
+            cut = block.rfind(b"\n")
+            if cut < 0 and size == end - offset:
+                raise StoreError("a session file does not end with a newline; retry the call")
+        start = 0
+        for line in block[:cut].split(b"\n"):
+            yield offset + start, line
+            start += len(line) + 1
+        offset += cut + 1
+
+
+def last_line_end(fd: int) -> int:
+    """Return the offset just after the file's last newline (0 if none)."""
+    end = os.fstat(fd).st_size
+    while end > 0:
+        start = max(0, end - _CHUNK)
+        block = os.pread(fd, end - start, start)
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        end = start
+    return 0
+
+
+def append_lines(fd: int, data: bytes, *, sync: bool) -> None:
+    """Append ``data`` to the file open as ``fd`` (``fsync`` if ``sync``)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+    if sync:
+        os.fsync(fd)
+
+
+def set_aside(path: Path, fd: int, keep: int) -> None:
+    """Move the bytes after ``keep`` to ``<path>.torn``, then truncate to ``keep``.
+
+    The bytes are a write that was never acknowledged (a crash, or an edit by
+    hand); they are kept for a person to look at, not deleted.
+    """
+    size = os.fstat(fd).st_size
+    if size <= keep:
+        return
+    extra = os.pread(fd, size - keep, keep)
+    torn = os.open(
+        path.with_name(path.name + ".torn"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+    )
+    try:
+        append_lines(torn, extra, sync=True)
+    finally:
+        os.close(torn)
+    os.ftruncate(fd, keep)
+
+
+def write_temp(path: Path, data: bytes, *, sync: bool) -> tuple[Path, int]:
+    """Write ``data`` to ``<path>.tmp``, to be moved over ``path`` later.
+
+    Returns:
+        The temporary path and the inode number of the file.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        append_lines(fd, data, sync=sync)
+        return tmp, os.fstat(fd).st_ino
+    finally:
+        os.close(fd)
+
+
+def write_replace(path: Path, data: bytes, *, sync: bool) -> int:
+    """Write ``data`` to ``path`` atomically (temp file + ``os.replace``).
+
+    Returns:
+        The inode number of the new file.
+    """
+    tmp, inode = write_temp(path, data, sync=sync)
+    tmp.replace(path)
+    if sync:
+        fsync_dir(path.parent)
+    return inode
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (new, renamed, removed files) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
