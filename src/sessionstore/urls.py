@@ -141,7 +141,12 @@ def redact_url(url: str) -> str:
             f"{k}=***" if k.lower() in _SECRET_PARAMS else f"{k}={v}"
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
         )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        if "://" not in url:
+            return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        # Rebuilt by hand: urlunsplit turns sqlite:////abs/path into sqlite://abs/path.
+        shown = f"{parts.scheme}://{netloc}{parts.path}"
+        shown += f"?{query}" if query else ""
+        return shown + (f"#{parts.fragment}" if parts.fragment else "")
     except ValueError:
         return "<unparseable URL>"
 
