@@ -14,6 +14,8 @@ from sessionstore.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from sessionstore.llm import LLM, OpenAICompatibleLLM
+from sessionstore.manager import SessionManager
 from sessionstore.models import (
     SessionContext,
     SessionInfo,
@@ -28,12 +30,15 @@ from sessionstore.urls import default_store_url, open_store, register_backend
 
 __all__ = [
     "ALL_USERS",
+    "LLM",
     "InvalidParameterError",
     "MissingDependencyError",
     "NotFoundError",
+    "OpenAICompatibleLLM",
     "SessionContext",
     "SessionError",
     "SessionInfo",
+    "SessionManager",
     "SessionPage",
     "SessionQAEntry",
     "SessionQAUpdate",
