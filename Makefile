@@ -9,9 +9,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Just the package: what `pip install sessionstore` gives a user.
-$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+# The package and its command line: what `pip install 'sessionstore[cli]'` gives a user.
+$(VENV)/.cli-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[cli]'
 	touch $@
 
 # Every extra and every dev tool.
@@ -19,8 +19,14 @@ $(VENV)/.all-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[all,dev]'
 	touch $@
 
-demo: $(VENV)/.demo-installed
-	$(BIN)/python examples/quickstart.py
+# Every extra, the dev tools, and the benchmark's plotting and profiling.
+$(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[all,dev,bench]'
+	touch $@
+
+# Records a short conversation in the default store and prints the prompt history.
+demo: $(VENV)/.cli-installed
+	$(BIN)/sessionstore demo
 
 lint: $(VENV)/.all-installed
 	$(BIN)/ruff check src tests examples bench
@@ -33,6 +39,18 @@ pytest: $(VENV)/.all-installed
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# Not part of `make test`: measures, asserts nothing; see docs/benchmarks.md.
+bench: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.report
+	$(BIN)/python -m bench.plot
+
+# Installs each peer in its own virtualenv under bench/.venvs/ on first use.
+bench-peers: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.peers.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.report
+	$(BIN)/python -m bench.plot
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,32 @@
+"""The ``sessionstore`` command line: look into and manage stored sessions.
+
+Installed with the ``cli`` extra (``pip install 'sessionstore[cli]'``). Only
+the console script imports this package, so ``import sessionstore`` never
+loads Typer or Rich.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and exit.
+
+    Exit codes: 0 success, 1 bad argument or missing session, 2 store failure.
+    """
+    try:
+        # Imported here so that a missing extra gets one line naming it.
+        from sessionstore.cli.app import app  # noqa: PLC0415
+    except ImportError as exc:
+        if exc.name not in {"typer", "rich"}:
+            raise
+        sys.stderr.write(
+            f"sessionstore: error: the command line needs {exc.name!r}: "
+            "pip install 'sessionstore[cli]'\n"
+        )
+        sys.exit(1)
+    app(args=None if argv is None else list(argv), prog_name="sessionstore")

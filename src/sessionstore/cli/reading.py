@@ -1,0 +1,286 @@
+"""Commands that only read: ``where``, ``ls``, ``show``, ``stats``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from sessionstore.cli.output import out_console, plain, print_json, user_label, when
+from sessionstore.cli.runtime import JsonOption, UserOption, opened, run, state_of
+from sessionstore.errors import InvalidParameterError, MissingDependencyError, NotFoundError
+from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
+from sessionstore.records import entry_to_record, trace_to_record
+from sessionstore.store import SessionStore
+from sessionstore.urls import open_store
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the reading commands to ``app``."""
+    app.command(epilog="Example: sessionstore --store redis://localhost:6379/0 where")(where)
+    app.command("ls", epilog="Example: sessionstore ls --user alice --limit 10")(list_sessions)
+    app.command(epilog="Example: sessionstore show chat-1 --user alice --last 5 --traces")(show)
+    app.command(epilog="Example: sessionstore --store sqlite:///app.db stats --json")(stats)
+
+
+def where(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Print which store the commands use and why (credentials hidden).
+
+    Nothing is opened or created: the store is only named.
+    """
+    choice = state_of(ctx).choice()
+    problem: Exception | None = None
+    try:
+        backend: str | None = type(open_store(choice.url)).__name__
+    except (InvalidParameterError, MissingDependencyError) as exc:
+        backend, problem = None, exc
+    if as_json:
+        print_json({"url": choice.shown, "reason": choice.reason, "backend": backend})
+    else:
+        console = out_console()
+        console.print(Text(choice.shown, style="bold"), soft_wrap=True)
+        console.print(Text(f"{choice.reason}; backend {backend or 'unusable'}"), soft_wrap=True)
+        if backend == "MemoryStore":
+            console.print(Text("memory:// is private to each command: it starts empty every time."))
+    if problem is not None:
+        raise problem
+
+
+def _session_row(info: SessionInfo) -> dict[str, Any]:
+    return {
+        "session_id": info.session_id,
+        "user_id": info.user_id,
+        "created_at": info.created_at.isoformat(),
+        "updated_at": info.updated_at.isoformat(),
+        "qa_count": info.qa_count,
+    }
+
+
+def list_sessions(
+    ctx: typer.Context,
+    user: UserOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List one user's sessions, most recently written first."""
+    url = state_of(ctx).choice().url
+
+    async def read() -> tuple[list[SessionInfo], bool]:
+        found: list[SessionInfo] = []
+        cursor: str | None = None
+        async with opened(url) as store:
+            while True:
+                page = await store.list_sessions(
+                    user, limit=min(limit - len(found), 1000), cursor=cursor
+                )
+                found.extend(page.items)
+                if page.next_cursor is None:
+                    return found, False
+                if len(found) >= limit:
+                    return found, True
+                cursor = page.next_cursor
+
+    infos, more = run(read())
+    if as_json:
+        print_json(
+            {"user_id": user, "sessions": [_session_row(i) for i in infos], "truncated": more}
+        )
+        return
+    console = out_console()
+    if not infos:
+        console.print(Text(f"No sessions for {user_label(user)}."))
+        return
+    table = Table(title=Text(f"Sessions of {user_label(user)}"), title_justify="left")
+    table.add_column("session")
+    table.add_column("entries", justify="right")
+    table.add_column("created (UTC)")
+    table.add_column("last activity (UTC)")
+    for info in infos:
+        table.add_row(
+            plain(info.session_id, keep_newlines=False),
+            str(info.qa_count),
+            when(info.created_at),
+            when(info.updated_at),
+        )
+    console.print(table)
+    if more:
+        console.print(Text(f"More sessions exist; raise --limit (now {limit}).", style="dim"))
+
+
+async def _read_session(
+    store: SessionStore, session_id: str, user: str | None, last: int | None, traces: bool
+) -> tuple[int, list[SessionQAEntry], str | None, list[SessionTraceStep]]:
+    count = await store.count_qa_entries(session_id, user)
+    if last is None:
+        entries = await store.get_all_qa_entries(session_id, user)
+    else:
+        entries = await store.get_latest_qa_entries(session_id, user, last)
+    graph_context = await store.get_graph_context(session_id, user)
+    steps = await store.read_trace_steps(session_id, user) if traces else []
+    exists = count or graph_context is not None or steps
+    if not exists and not await store.read_trace_steps(session_id, user, 1):
+        raise NotFoundError(
+            f"no session {session_id!r} of {user_label(user)} in {store.describe()}"
+            + ("" if user is not None else " (another user's session needs --user)")
+        )
+    return count, entries, graph_context, steps
+
+
+def show(
+    ctx: typer.Context,
+    *,
+    session_id: Annotated[str, typer.Argument(metavar="SESSION", help="The session id.")],
+    user: UserOption = None,
+    last: Annotated[
+        int | None, typer.Option("--last", min=0, help="Only the newest N entries.")
+    ] = None,
+    traces: Annotated[bool, typer.Option("--traces", help="Also show the trace steps.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a session: its entries (oldest first), graph context and traces."""
+    url = state_of(ctx).choice().url
+
+    async def read() -> tuple[int, list[SessionQAEntry], str | None, list[SessionTraceStep]]:
+        async with opened(url) as store:
+            return await _read_session(store, session_id, user, last, traces)
+
+    count, entries, graph_context, steps = run(read())
+    if as_json:
+        shown: dict[str, Any] = {
+            "session_id": session_id,
+            "user_id": user,
+            "qa_count": count,
+            "graph_context": graph_context,
+            "entries": [entry_to_record(e) for e in entries],
+        }
+        if traces:
+            shown["trace_steps"] = [trace_to_record(s) for s in steps]
+        print_json(shown)
+        return
+    console = out_console()
+    heading = f"Session {session_id!r} of {user_label(user)}: {count} {_entries(count)}"
+    if len(entries) < count:
+        heading += f", showing the last {len(entries)}"
+    console.print(Text(heading, style="bold"))
+    if graph_context is not None:
+        console.print(Text.assemble(("graph context: ", "cyan"), plain(graph_context)))
+    for number, entry in enumerate(entries, start=count - len(entries) + 1):
+        _print_entry(number, entry)
+    if traces:
+        _print_traces(steps)
+
+
+def _entries(count: int) -> str:
+    return "entry" if count == 1 else "entries"
+
+
+def _print_entry(number: int, entry: SessionQAEntry) -> None:
+    console = out_console()
+    console.rule(Text(f"#{number}  {when(entry.created_at)}  {entry.id}"), align="left")
+    console.print(Text.assemble(("Q: ", "bold green"), plain(entry.question)))
+    console.print(Text.assemble(("A: ", "bold blue"), plain(entry.answer)))
+    if entry.context is not None:
+        console.print(Text.assemble(("context: ", "cyan"), plain(entry.context)))
+    if entry.feedback_score is not None or entry.feedback_text is not None:
+        score = "-" if entry.feedback_score is None else f"{entry.feedback_score}/5"
+        console.print(
+            Text.assemble(("feedback: ", "magenta"), f"{score} ", plain(entry.feedback_text))
+        )
+    graph = entry.used_graph_element_ids
+    if graph is not None:
+        ids = f"nodes {', '.join(graph.node_ids) or '-'}; edges {', '.join(graph.edge_ids) or '-'}"
+        console.print(Text.assemble(("graph elements: ", "cyan"), plain(ids)))
+    if entry.metadata is not None:
+        metadata = json.dumps(entry.metadata, ensure_ascii=False)
+        console.print(Text.assemble(("metadata: ", "dim"), plain(metadata)))
+
+
+def _print_traces(steps: list[SessionTraceStep]) -> None:
+    console = out_console()
+    if not steps:
+        console.print(Text("No trace steps.", style="dim"))
+        return
+    table = Table(title="Trace steps", title_justify="left")
+    for name in ("#", "when (UTC)", "function", "status", "feedback"):
+        table.add_column(name)
+    for number, step in enumerate(steps, start=1):
+        table.add_row(
+            str(number),
+            when(step.created_at),
+            plain(step.origin_function),
+            plain(step.status),
+            plain(step.session_feedback or step.error_message),
+        )
+    console.print(table)
+
+
+def _bytes_on_disk(store: SessionStore) -> int | None:
+    """Return the bytes a file-based store uses, or ``None`` when it cannot tell."""
+    where = getattr(store, "path", None) or getattr(store, "root", None)
+    if not isinstance(where, Path):
+        return None
+    if where.is_dir():
+        return sum(f.stat().st_size for f in where.rglob("*") if f.is_file())
+    files = [where, where.with_name(where.name + "-wal"), where.with_name(where.name + "-shm")]
+    existing = [f for f in files if f.is_file()]
+    return sum(f.stat().st_size for f in existing) if existing else None
+
+
+def _size(count: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:,.0f} {unit}" if unit == "bytes" else f"{count:,.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Count sessions, users, entries and trace steps in the whole store.
+
+    Reads every session once. The size is given for stores kept in local
+    files (SQLite, file://); other backends show "n/a".
+    """
+    choice = state_of(ctx).choice()
+
+    async def count() -> dict[str, Any]:
+        totals = {"sessions": 0, "entries": 0, "trace_steps": 0, "graph_contexts": 0}
+        totals["entries_with_feedback"] = 0
+        users: set[str | None] = set()
+        async with opened(choice.url) as store:
+            async for dump in store.export_sessions():
+                users.add(dump["user_id"])
+                totals["sessions"] += 1
+                totals["entries"] += len(dump["entries"])
+                totals["trace_steps"] += len(dump["trace_steps"])
+                totals["graph_contexts"] += dump["graph_context"] is not None
+                totals["entries_with_feedback"] += sum(
+                    e["feedback_score"] is not None or e["feedback_text"] is not None
+                    for e in dump["entries"]
+                )
+            size = await asyncio.to_thread(_bytes_on_disk, store)
+        return {"store": choice.shown, "users": len(users), **totals, "size_bytes": size}
+
+    result = run(count())
+    if as_json:
+        print_json(result)
+        return
+    table = Table(show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, value in result.items():
+        if key == "store":
+            continue
+        if key == "size_bytes":
+            table.add_row("size on disk", "n/a" if value is None else _size(value))
+        else:
+            table.add_row(key.replace("_", " "), f"{value:,}")
+    console = out_console()
+    console.print(Text(f"Store {result['store']}", style="bold"), soft_wrap=True)
+    console.print(table)

@@ -1,0 +1,126 @@
+"""Running the command line: in a subprocess (the real entry point) or in process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from sessionstore import (
+    SessionQAUpdate,
+    SessionStore,
+    SessionTraceStep,
+    UsedGraphElementIds,
+    open_store,
+)
+from sessionstore.cli.app import app
+
+ALL_COMMANDS = (
+    "demo",
+    "where",
+    "ls",
+    "show",
+    "stats",
+    "add",
+    "feedback",
+    "rm",
+    "prune",
+    "migrate",
+    "export",
+    "import",
+    "copy",
+)
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+InvokeCli = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the default store into tmp_path so no test touches the user's data."""
+    data_home = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
+    monkeypatch.delenv("SESSIONSTORE_URL", raising=False)
+    return data_home
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+@pytest.fixture
+def sessionstore() -> RunCli:
+    """Run ``python -m sessionstore.cli ARGS`` and return the finished process."""
+
+    def run(*args: str, input: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sessionstore.cli", *args],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            input=input,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8", **env},
+            timeout=120,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture
+def cli() -> InvokeCli:
+    """Run the command line in this process through Typer's runner."""
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | bytes | None = None) -> Result:
+        return runner.invoke(app, list(args), input=input)
+
+    return invoke
+
+
+def on_store(url: str, work: Callable[[SessionStore], Coroutine[Any, Any, Any]]) -> Any:
+    """Open ``url``, run ``work(store)`` and close it, from synchronous test code."""
+
+    async def go() -> Any:
+        async with open_store(url) as store:
+            return await work(store)
+
+    return asyncio.run(go())
+
+
+async def fill(store: SessionStore) -> None:
+    """Write sessions that use every field, for three users and odd ids."""
+    for user in (None, "alice", "bob"):
+        for sid in ("s1", "s/2 😀"):
+            first = await store.create_qa_entry(
+                sid,
+                user,
+                "q\x00 1 [bold]",
+                "a\r\n1",
+                "ctx",
+                used_graph_element_ids=UsedGraphElementIds(node_ids=["n"], edge_ids=["e"]),
+                metadata={"model": "m", "n": [1, 2.5, None]},
+            )
+            await store.create_qa_entry(sid, user, "q2", "a2")
+            await store.update_qa_entry(
+                sid, user, first, SessionQAUpdate(feedback_score=5, feedback_text="great")
+            )
+            await store.save_trace_step(
+                sid,
+                user,
+                SessionTraceStep(origin_function="search", status="ok", method_return_value=[1]),
+            )
+    await store.set_graph_context("graph-only", "alice", "")
+
+
+async def snapshot(store: SessionStore) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """Every session of every user, keyed by (session id, user id)."""
+    return {(d["session_id"], d["user_id"]): d async for d in store.export_sessions()}
