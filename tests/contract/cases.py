@@ -44,4 +44,11 @@ CASES: list[BackendCase] = [
     BackendCase("memory", lambda ctx: "memory://", shared=False, multi_process=False),
     BackendCase("sqlite", lambda ctx: f"sqlite:///{ctx.tmp_path / 'store.db'}"),
     BackendCase("files", lambda ctx: f"file://{ctx.tmp_path / 'root'}"),
+    BackendCase(
+        "redis", lambda ctx: f"{ctx.request.getfixturevalue('redis_server_url')}?prefix={ctx.token}"
+    ),
+    BackendCase(
+        "redis-cluster",
+        lambda ctx: f"{ctx.request.getfixturevalue('redis_cluster_url')}?prefix={ctx.token}",
+    ),
 ]

@@ -1,0 +1,384 @@
+"""``redis://``, ``rediss://``, ``valkey://``, ``valkeys://``, ``redis+cluster://``.
+
+Redis or Valkey, standalone or Cluster, through redis-py's asyncio client
+(extra ``redis``). The key layout is in :mod:`.redis_layout`; every write that
+touches more than one key, or reads before it writes, is one Lua script
+(:mod:`.redis_lua`). On a standalone server the user's ``list_sessions`` index
+is updated inside the same script; on a Cluster it lives in its own slot and
+is updated right after, by a script that only ever moves it forward in time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Final, Self
+
+from sessionstore.backends.redis_client import OPTIONS, ClientSettings, driver_errors, driver_url
+from sessionstore.backends.redis_layout import (
+    DEFAULT_PREFIX,
+    SessionKeys,
+    check_prefix,
+    decode_entry,
+    decode_trace,
+    encode_changes,
+    encode_entry,
+    encode_trace,
+    is_own_key,
+    parse_session_key,
+    prune_patterns,
+    session_keys,
+    session_meta_pattern,
+    user_index_key,
+)
+from sessionstore.backends.redis_lua import run_script
+from sessionstore.errors import InvalidParameterError
+from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
+from sessionstore.records import SessionData, from_micros, now_utc, to_micros
+from sessionstore.store import AllUsers, PageCursor, SessionKey, SessionStore
+from sessionstore.urls import redact_url, require, split_options
+from sessionstore.validation import DEFAULT_MAX_FIELD_BYTES
+
+__all__ = ["RedisStore"]
+
+_SCAN_COUNT: Final = 1000
+_UNLINK_BATCH: Final = 500
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisStore(SessionStore):
+    """Sessions in Redis or Valkey, standalone or Cluster.
+
+    Args:
+        url: ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS),
+            ``valkey://``, ``valkeys://`` or ``redis+cluster://host:port``
+            (any node of the Cluster). Not needed when ``client`` is given.
+        client: a ready ``redis.asyncio.Redis`` or ``RedisCluster``; the store
+            uses it and never closes it.
+        prefix: the first part of every key; stores with different prefixes
+            never see each other's data.
+        socket_timeout: seconds to wait for a reply before raising
+            :class:`StoreUnavailableError`.
+        connect_timeout: seconds to wait for a connection.
+        max_connections: the pool's size limit (``None``: the driver's).
+        ttl: see :class:`SessionStore`.
+        max_field_bytes: see :class:`SessionStore`.
+
+    Raises:
+        InvalidParameterError: a bad URL or option.
+        MissingDependencyError: ``redis`` is not installed.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        prefix: str = DEFAULT_PREFIX,
+        socket_timeout: float | None = 5.0,
+        connect_timeout: float | None = 5.0,
+        max_connections: int | None = None,
+        ttl: float | None = None,
+        max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+    ) -> None:
+        super().__init__(ttl=ttl, max_field_bytes=max_field_bytes)
+        self._redis = require("redis.asyncio", "redis")
+        self._exceptions = require("redis.exceptions", "redis")
+        if (url is None) == (client is None):
+            raise InvalidParameterError("pass exactly one of url and client to RedisStore")
+        self._prefix = check_prefix(prefix)
+        settings = ClientSettings(socket_timeout, connect_timeout, max_connections)
+        self._client: Any = client
+        # The URL and settings of the client this store builds, and so closes.
+        self._owned: tuple[str, ClientSettings] | None = None
+        if url is None:
+            self._cluster = isinstance(client, self._redis.RedisCluster)
+            self._shown = f"{type(client).__name__} (given)"
+        else:
+            plain_url, self._cluster = driver_url(url)
+            self._owned = plain_url, settings
+            self._shown = redact_url(url)
+        self._ttl_ms = "" if self.ttl is None else str(max(1, round(self.ttl * 1000)))
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build a store from a Redis URL; options may also be query parameters.
+
+        Raises:
+            InvalidParameterError: an unknown option or a bad value.
+        """
+        base, merged = split_options(url, options, OPTIONS)
+        return cls(base, **merged)
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client in use (``None`` before the store opens and after it closes)."""
+        return self._client
+
+    def describe(self) -> str:
+        """Return the URL (password hidden) and the key prefix."""
+        return f"{self._shown} prefix={self._prefix}"
+
+    # -- connections and errors ---------------------------------------------
+
+    async def _open(self) -> None:
+        if self._client is None and self._owned is not None:
+            plain_url, settings = self._owned
+            with self._driver_errors():
+                self._client = settings.new_client(plain_url, cluster=self._cluster)
+        if self._cluster:
+            # Learn the slot map now: when many first calls race to do it, the
+            # driver closes connections other calls are still using.
+            with self._driver_errors():
+                await self._client.initialize()
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        if self._owned is not None and client is not None:
+            with self._driver_errors():
+                await client.aclose()
+
+    def _driver_errors(self) -> AbstractContextManager[None]:
+        return driver_errors(self._shown)
+
+    def _keys(self, key: SessionKey) -> SessionKeys:
+        return session_keys(self._prefix, key)
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        with self._driver_errors():
+            return await run_script(self._client, self._exceptions.NoScriptError, name, keys, args)
+
+    async def _write(
+        self, name: str, key: SessionKey, *args: Any, now: datetime | None = None
+    ) -> Any:
+        """Run a write script; on a standalone server it also updates the index."""
+        keys = self._keys(key)
+        script_keys = keys.session if self._cluster else [*keys.session, keys.index]
+        micros = str(to_micros(now or now_utc()))
+        return await self._run(name, script_keys, [self._ttl_ms, micros, key.session_id, *args])
+
+    async def _index_written(self, key: SessionKey, updated: bytes | str, mode: str = "LT") -> None:
+        """Cluster only: move the session to its new place in the user's index."""
+        if self._cluster:
+            index = user_index_key(self._prefix, key.user_id)
+            args = [self._ttl_ms, key.session_id, f"-{_text(updated)}", mode]
+            await self._run("index_add", [index], args)
+
+    async def _index_ended(self, key: SessionKey, updated: bytes | str) -> None:
+        """Cluster only: drop an ended session from the index unless written since."""
+        if self._cluster:
+            index = user_index_key(self._prefix, key.user_id)
+            await self._run("index_remove", [index], [key.session_id, f"-{_text(updated)}"])
+
+    # -- entries -------------------------------------------------------------
+
+    async def _append(self, key: SessionKey, entry: SessionQAEntry) -> None:
+        updated = await self._write(
+            "append", key, entry.id, encode_entry(entry), now=entry.created_at
+        )
+        await self._index_written(key, updated)
+
+    async def _read_entries(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
+        stored = await self._run("read_entries", self._keys(key).session, [last_n])
+        return [decode_entry(item) for item in stored if item is not None]
+
+    async def _latest(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
+        return await self._read_entries(key, last_n)
+
+    async def _all(self, key: SessionKey) -> list[SessionQAEntry]:
+        return await self._read_entries(key, -1)
+
+    async def _get(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None:
+        with self._driver_errors():
+            stored = await self._client.hget(self._keys(key).entries, qa_id)
+        return None if stored is None else decode_entry(stored)
+
+    async def _count(self, key: SessionKey) -> int:
+        with self._driver_errors():
+            count: int = await self._client.zcard(self._keys(key).order)
+        return count
+
+    async def _update(self, key: SessionKey, qa_id: str, changes: dict[str, Any]) -> bool:
+        updated = await self._write("update", key, qa_id, encode_changes(changes))
+        if updated is None:
+            return False
+        await self._index_written(key, updated)
+        return True
+
+    async def _delete_entry(self, key: SessionKey, qa_id: str) -> bool:
+        result = await self._write("delete_entry", key, qa_id)
+        if result is None:
+            return False
+        alive, updated = result
+        if alive:
+            await self._index_written(key, updated)
+        else:
+            await self._index_ended(key, updated)
+        return True
+
+    async def _latest_id(self, key: SessionKey) -> str | None:
+        with self._driver_errors():
+            newest = await self._client.zrange(self._keys(key).order, -1, -1)
+        return _text(newest[0]) if newest else None
+
+    # -- sessions --------------------------------------------------------------
+
+    async def _delete_session(self, key: SessionKey) -> bool:
+        updated = await self._write("delete_session", key)
+        if updated is None:
+            return False
+        await self._index_ended(key, updated)
+        return True
+
+    async def _prune(self) -> None:
+        with self._driver_errors():
+            for pattern in prune_patterns(self._prefix):
+                batch: list[str] = []
+                async for raw in self._client.scan_iter(match=pattern, count=_SCAN_COUNT):
+                    name = _text(raw)
+                    if is_own_key(self._prefix, name):
+                        batch.append(name)
+                    if len(batch) >= _UNLINK_BATCH:
+                        await self._client.unlink(*batch)
+                        batch = []
+                if batch:
+                    await self._client.unlink(*batch)
+
+    async def _list_sessions(
+        self, user_id: str | None, limit: int, after: PageCursor | None
+    ) -> list[SessionInfo]:
+        # The index scores each session by -updated, so ascending order is
+        # newest first with ties by session id ascending (UTF-8 byte order is
+        # code point order): exactly the order of the contract.
+        index = user_index_key(self._prefix, user_id)
+        low = None if after is None else (-to_micros(after.updated_at), after.session_id)
+        found: list[SessionInfo] = []
+        want = limit
+        while len(found) < limit:
+            with self._driver_errors():
+                raw = await self._client.zrange(
+                    index,
+                    "-inf" if low is None else low[0],
+                    "+inf",
+                    byscore=True,
+                    offset=0,
+                    num=want,
+                    withscores=True,
+                )
+            candidates = [(_text(m), int(s)) for m, s in raw]
+            if low is not None:
+                candidates = [
+                    (sid, score)
+                    for sid, score in candidates
+                    if score > low[0] or (score == low[0] and sid > low[1])
+                ]
+            if not candidates:
+                if len(raw) < want:
+                    break
+                want *= 2  # a run of ties longer than the window: widen it
+                continue
+            found.extend(await self._describe_sessions(index, user_id, candidates))
+            low = candidates[-1][1], candidates[-1][0]
+            if len(raw) < want:
+                break
+            want = limit
+        return found[:limit]
+
+    async def _describe_sessions(
+        self, index: str, user_id: str | None, candidates: list[tuple[str, int]]
+    ) -> list[SessionInfo]:
+        """Return the live ones among index members; drop the expired ones."""
+        with self._driver_errors():
+            pipe = self._client.pipeline(transaction=False)
+            for session_id, _ in candidates:
+                keys = self._keys(SessionKey(session_id, user_id))
+                pipe.hget(keys.meta, "created")
+                pipe.zcard(keys.order)
+            replies = await pipe.execute()
+        infos: list[SessionInfo] = []
+        for i, (session_id, score) in enumerate(candidates):
+            created, count = replies[2 * i], replies[2 * i + 1]
+            if created is None:
+                await self._run("index_remove", [index], [session_id, str(score)])
+                continue
+            infos.append(
+                SessionInfo(
+                    session_id=session_id,
+                    user_id=user_id,
+                    created_at=from_micros(int(created)),
+                    updated_at=from_micros(-score),
+                    qa_count=count,
+                )
+            )
+        return infos
+
+    # -- graph context and traces ---------------------------------------------
+
+    async def _get_graph_context(self, key: SessionKey) -> str | None:
+        with self._driver_errors():
+            stored = await self._client.hget(self._keys(key).meta, "gc")
+        return None if stored is None else _text(stored)
+
+    async def _set_graph_context(self, key: SessionKey, context: str) -> None:
+        await self._index_written(key, await self._write("set_graph_context", key, context))
+
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
+        await self._index_written(key, await self._write("save_trace", key, encode_trace(step)))
+
+    async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
+        with self._driver_errors():
+            stored = await self._client.lrange(self._keys(key).traces, -(last_n or 0), -1)
+        return [decode_trace(item) for item in stored]
+
+    # -- export and import -------------------------------------------------------
+
+    async def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
+        everyone = isinstance(user_filter, AllUsers)
+        user_id = None if isinstance(user_filter, AllUsers) else user_filter
+        pattern = session_meta_pattern(self._prefix, user_id, every_user=everyone)
+        seen: set[SessionKey] = set()
+        with self._driver_errors():
+            async for raw in self._client.scan_iter(match=pattern, count=_SCAN_COUNT):
+                key = parse_session_key(self._prefix, _text(raw))
+                if key is not None and key not in seen and (everyone or key.user_id == user_filter):
+                    seen.add(key)
+                    yield key
+
+    async def _read_session(self, key: SessionKey) -> SessionData | None:
+        found = await self._run("read_session", self._keys(key).session, [])
+        if found is None:
+            return None
+        flat, entries, traces = found
+        meta = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+        graph = meta.get("gc")
+        return SessionData(
+            session_id=key.session_id,
+            user_id=key.user_id,
+            created_at=from_micros(int(meta["created"])),
+            updated_at=from_micros(int(meta["updated"])),
+            graph_context=None if graph is None else _text(graph),
+            entries=[decode_entry(item) for item in entries if item is not None],
+            traces=[decode_trace(item) for item in traces],
+        )
+
+    async def _write_session(self, data: SessionData) -> None:
+        key = SessionKey(data.session_id, data.user_id)
+        args: list[Any] = [
+            str(to_micros(data.created_at)),
+            str(to_micros(data.updated_at)),
+            "0" if data.graph_context is None else "1",
+            data.graph_context or "",
+            len(data.entries),
+        ]
+        for entry in data.entries:
+            args += [entry.id, encode_entry(entry)]
+        args += [encode_trace(step) for step in data.traces]
+        updated = await self._write("write_session", key, *args)
+        if updated is None:  # the dump held nothing: the session no longer exists
+            await self._index_ended(key, str(2**62))  # later than any write
+        else:
+            await self._index_written(key, updated, mode="")

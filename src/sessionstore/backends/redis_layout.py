@@ -1,0 +1,217 @@
+"""Where the Redis backend keeps things: key names and the stored forms.
+
+Every key starts with the store's prefix. The parts of a key that come from
+user input (user id, session id) are percent-encoded so that only
+``[A-Za-z0-9_-]`` and ``%`` remain: no id can contain ``:``, ``.``, ``{``,
+``}`` or a glob character, so none can forge, collide with or match another
+key. ``None`` (the anonymous user) is ``~``, which no encoded string is::
+
+    <prefix>:s:{<user>.<session>}:meta      hash: created, updated, seq, gc
+    <prefix>:s:{<user>.<session>}:order     sorted set: qa_id scored by sequence
+    <prefix>:s:{<user>.<session>}:entries   hash: qa_id -> entry record
+    <prefix>:s:{<user>.<session>}:traces    list: trace step records
+    <prefix>:u:{<user>}:sessions            sorted set: session_id scored by -updated
+
+The ``{...}`` hash tag puts all keys of one session in one Cluster slot; each
+user's index lives in its own slot.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Final
+from urllib.parse import quote, unquote
+
+from sessionstore.errors import InvalidParameterError
+from sessionstore.models import SessionQAEntry, SessionTraceStep, UsedGraphElementIds
+from sessionstore.records import (
+    entry_from_record,
+    entry_to_record,
+    trace_from_record,
+    trace_to_record,
+)
+from sessionstore.store import SessionKey
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "SessionKeys",
+    "check_prefix",
+    "decode_entry",
+    "decode_id",
+    "decode_trace",
+    "encode_changes",
+    "encode_entry",
+    "encode_id",
+    "encode_trace",
+    "is_own_key",
+    "parse_session_key",
+    "prune_patterns",
+    "session_keys",
+    "session_meta_pattern",
+    "user_index_key",
+]
+
+DEFAULT_PREFIX: Final = "sessionstore"
+ANONYMOUS: Final = "~"
+_PREFIX_RE = re.compile(r"[A-Za-z0-9_./-]{1,100}")
+_SAFE = "_-"  # besides ASCII letters and digits, which quote() never escapes
+
+
+def check_prefix(prefix: object) -> str:
+    """Return ``prefix`` if it is a legal key prefix.
+
+    Raises:
+        InvalidParameterError: not 1 to 100 of ``A-Z a-z 0-9 _ . / -``.
+
+    """
+    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
+        raise InvalidParameterError(
+            f"prefix must be 1 to 100 of the characters A-Z a-z 0-9 _ . / -, got {prefix!r}"
+        )
+    return prefix
+
+
+def encode_id(value: str | None) -> str:
+    """Return the key-safe form of a user or session id (``~`` for ``None``)."""
+    if value is None:
+        return ANONYMOUS
+    # quote() leaves "." and "~" alone; both have meanings in our keys.
+    return quote(value, safe=_SAFE, encoding="utf-8").replace(".", "%2E").replace("~", "%7E")
+
+
+def decode_id(text: str) -> str | None:
+    """Invert :func:`encode_id`."""
+    return None if text == ANONYMOUS else unquote(text, encoding="utf-8", errors="strict")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKeys:
+    """The four keys of one session (one hash tag) and its user's index key."""
+
+    meta: str
+    order: str
+    entries: str
+    traces: str
+    index: str
+
+    @property
+    def session(self) -> list[str]:
+        """The session's keys in the order every script takes them."""
+        return [self.meta, self.order, self.entries, self.traces]
+
+
+def user_index_key(prefix: str, user_id: str | None) -> str:
+    """Return the key of the user's ``list_sessions`` index."""
+    return f"{prefix}:u:{{{encode_id(user_id)}}}:sessions"
+
+
+def session_keys(prefix: str, key: SessionKey) -> SessionKeys:
+    """Return every key of the session ``key`` names."""
+    base = f"{prefix}:s:{{{encode_id(key.user_id)}.{encode_id(key.session_id)}}}"
+    return SessionKeys(
+        meta=f"{base}:meta",
+        order=f"{base}:order",
+        entries=f"{base}:entries",
+        traces=f"{base}:traces",
+        index=user_index_key(prefix, key.user_id),
+    )
+
+
+def session_meta_pattern(prefix: str, user_id: str | None, *, every_user: bool = False) -> str:
+    """Return the SCAN pattern of the meta keys of one user's (or every user's) sessions."""
+    user = "*" if every_user else encode_id(user_id)
+    return f"{prefix}:s:{{{user}.*}}:meta"
+
+
+def prune_patterns(prefix: str) -> list[str]:
+    """Return the SCAN patterns that together match every key this store made."""
+    return [f"{prefix}:s:{{*}}:*", f"{prefix}:u:{{*}}:sessions"]
+
+
+_PART = r"(~|[A-Za-z0-9_%-]+)"
+
+
+@cache
+def _meta_re(prefix: str) -> re.Pattern[str]:
+    return re.compile(rf"{re.escape(prefix)}:s:\{{{_PART}\.{_PART}\}}:meta")
+
+
+@cache
+def _own_re(prefix: str) -> re.Pattern[str]:
+    session = rf"s:\{{{_PART}\.{_PART}\}}:(meta|order|entries|traces)"
+    return re.compile(rf"{re.escape(prefix)}:({session}|u:\{{{_PART}\}}:sessions)")
+
+
+def parse_session_key(prefix: str, meta_key: str) -> SessionKey | None:
+    """Return the session a meta key belongs to, or ``None`` if it is not ours."""
+    match = _meta_re(prefix).fullmatch(meta_key)
+    if match is None or match.group(2) == ANONYMOUS:
+        return None
+    try:
+        return SessionKey(unquote(match.group(2), errors="strict"), decode_id(match.group(1)))
+    except UnicodeDecodeError:
+        return None
+
+
+def is_own_key(prefix: str, key: str) -> bool:
+    """Return whether ``key`` has the exact shape of a key this store writes."""
+    return _own_re(prefix).fullmatch(key) is not None
+
+
+# -- stored forms --------------------------------------------------------------
+#
+# An entry is stored as its JSON record, except that the free-form JSON fields
+# hold their value as a JSON text (a string). The update script merges records
+# with cjson, which would round floats and big ints if it decoded those values;
+# as strings they pass through it exactly. Every other field is a string, null
+# or a small int, which cjson keeps as they are.
+
+_NESTED: Final = ("used_graph_element_ids", "memify_metadata", "metadata")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _nest(record: dict[str, Any]) -> dict[str, Any]:
+    for name in _NESTED:
+        if record.get(name) is not None:
+            record[name] = _dumps(record[name])
+    return record
+
+
+def encode_entry(entry: SessionQAEntry) -> str:
+    """Return the stored form of ``entry``."""
+    return _dumps(_nest(entry_to_record(entry)))
+
+
+def encode_changes(changes: Mapping[str, Any]) -> str:
+    """Return the stored form of an update's changed fields, to merge into an entry."""
+    plain = {
+        name: value.model_dump() if isinstance(value, UsedGraphElementIds) else value
+        for name, value in changes.items()
+    }
+    return _dumps(_nest(plain))
+
+
+def decode_entry(stored: bytes | str) -> SessionQAEntry:
+    """Rebuild an entry from :func:`encode_entry`'s form (merged or not)."""
+    record = json.loads(stored)
+    for name in _NESTED:
+        if record.get(name) is not None:
+            record[name] = json.loads(record[name])
+    return entry_from_record(record)
+
+
+def encode_trace(step: SessionTraceStep) -> str:
+    """Return the stored form of a trace step."""
+    return _dumps(trace_to_record(step))
+
+
+def decode_trace(stored: bytes | str) -> SessionTraceStep:
+    """Rebuild a trace step from :func:`encode_trace`'s form."""
+    return trace_from_record(json.loads(stored))

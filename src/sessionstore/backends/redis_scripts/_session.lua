@@ -1,0 +1,67 @@
+-- Shared by every write script; prepended to each by redis_lua.py.
+-- KEYS[1..4]: the session's meta, order, entries, traces (one hash tag).
+-- KEYS[5], standalone only: the user's index, updated in the same script.
+-- On a Cluster the index lives in another slot; the caller updates it after.
+-- ARGV[1]: ttl in milliseconds or "" (keep forever), ARGV[2]: now in
+-- microseconds since the epoch, ARGV[3]: the session id (the index member).
+-- Times stay strings: Lua numbers print with 14 digits and would round them.
+
+-- A write sets the expiry of every key of the session to this store's ttl
+-- (or makes them permanent when it has none).
+local function expire_all()
+  for i = 1, 4 do
+    if ARGV[1] == '' then
+      redis.call('PERSIST', KEYS[i])
+    else
+      redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    end
+  end
+end
+
+-- Place the session in the user's index (standalone only). mode 'LT' only
+-- moves it forward in time. The index outlives every session it lists: its
+-- expiry is only ever extended, or removed by a store that keeps forever.
+local function index_session(score, mode)
+  if not KEYS[5] then return end
+  local fresh = redis.call('EXISTS', KEYS[5]) == 0
+  if mode == 'LT' then
+    redis.call('ZADD', KEYS[5], 'LT', score, ARGV[3])
+  else
+    redis.call('ZADD', KEYS[5], score, ARGV[3])
+  end
+  if ARGV[1] == '' then
+    redis.call('PERSIST', KEYS[5])
+  else
+    local left = redis.call('PTTL', KEYS[5])
+    if fresh or (left >= 0 and left < tonumber(ARGV[1])) then
+      redis.call('PEXPIRE', KEYS[5], ARGV[1])
+    end
+  end
+end
+
+-- Mark a write: set created once, slide updated (never backwards) and expiry.
+local function touch()
+  local now = ARGV[2]
+  local old = redis.call('HGET', KEYS[1], 'updated')
+  if old and tonumber(old) > tonumber(now) then now = old end
+  redis.call('HSETNX', KEYS[1], 'created', ARGV[2])
+  redis.call('HSET', KEYS[1], 'updated', now)
+  index_session('-' .. now, 'LT')
+  expire_all()
+  return now
+end
+
+-- A session exists while it holds an entry, a trace step or a graph context.
+local function is_empty()
+  return redis.call('ZCARD', KEYS[2]) == 0
+    and redis.call('LLEN', KEYS[4]) == 0
+    and redis.call('HEXISTS', KEYS[1], 'gc') == 0
+end
+
+-- Delete the session; return its last update time (false if it did not exist).
+local function drop()
+  local updated = redis.call('HGET', KEYS[1], 'updated')
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+  if KEYS[5] then redis.call('ZREM', KEYS[5], ARGV[3]) end
+  return updated
+end

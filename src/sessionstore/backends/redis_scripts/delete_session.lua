@@ -1,0 +1,2 @@
+-- Delete the whole session. Returns its last update time, or false if absent.
+return drop()
