@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.backends.sql_fixtures import sql_case_url
+
 if TYPE_CHECKING:
     import pytest
 
@@ -43,6 +45,8 @@ class BackendCase:
 CASES: list[BackendCase] = [
     BackendCase("memory", lambda ctx: "memory://", shared=False, multi_process=False),
     BackendCase("sqlite", lambda ctx: f"sqlite:///{ctx.tmp_path / 'store.db'}"),
+    BackendCase("postgresql", lambda ctx: sql_case_url(ctx, "postgresql")),
+    BackendCase("mariadb", lambda ctx: sql_case_url(ctx, "mariadb")),
     BackendCase("files", lambda ctx: f"file://{ctx.tmp_path / 'root'}"),
     BackendCase(
         "redis", lambda ctx: f"{ctx.request.getfixturevalue('redis_server_url')}?prefix={ctx.token}"
