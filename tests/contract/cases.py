@@ -8,7 +8,7 @@ see each other's data even on a shared server.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +17,12 @@ from tests.backends.sql_fixtures import sql_case_url
 
 if TYPE_CHECKING:
     import pytest
+
+    from sessionstore import SessionStore
+
+
+MakeStore = Callable[..., Awaitable["SessionStore"]]
+"""The ``make_store`` fixture: opens another store on the test's namespace."""
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ import pytest
 
 from sessionstore import SessionManager, SessionStore, StoreError
 from sessionstore.locks import LocalLockBackend, lock_backend_for
-from tests.contract.cases import BackendCase
-from tests.manager.conftest import MakeStore
+from tests.contract.cases import BackendCase, MakeStore
 
 
 async def test_second_attempt_fails_even_from_the_same_task(manager: SessionManager) -> None:

@@ -16,8 +16,7 @@ from sessionstore import SessionManager, SessionStore
 from sessionstore.backends.memory import MemoryStore
 from sessionstore.lock_backends import RedisLockBackend, SQLiteLockBackend, SQLLockBackend
 from sessionstore.locks import LeasedLock, LocalLockBackend, LockBackend, lock_backend_for
-from tests.contract.cases import CASES, BackendCase
-from tests.manager.conftest import MakeStore
+from tests.contract.cases import CASES, BackendCase, MakeStore
 
 ROOT = Path(__file__).resolve().parents[2]
 MULTI_PROCESS = [c for c in CASES if c.multi_process]
