@@ -25,17 +25,14 @@ from sessionstore import (
 from sessionstore.backends.sql import SQLStore
 from sessionstore.backends.sql_engine import driver_url
 from tests.backends.sql_fixtures import SERVERS, drop_namespace
-from tests.servers import free_port, reachable, unavailable
+from tests.servers import free_port, server_url
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(params=sorted(SERVERS))
+@pytest.fixture(params=SERVERS)
 def server(request: pytest.FixtureRequest) -> str:
-    url = SERVERS[request.param]
-    if not reachable(url):
-        unavailable(f"no {request.param} server at {url.split('@')[-1]}")
-    return url
+    return server_url(request.param)
 
 
 @pytest.fixture
@@ -271,9 +268,7 @@ def test_import_sessionstore_does_not_import_sqlalchemy() -> None:
 
 
 async def test_injected_mariadb_dialect_engine_works() -> None:
-    if not reachable(SERVERS["mariadb"]):
-        unavailable("no mariadb server")
-    rest = SERVERS["mariadb"].split("://", 1)[1]
+    rest = server_url("mariadb").split("://", 1)[1]
     engine = create_async_engine(f"mariadb+asyncmy://{rest}")
     prefix = f"m{uuid.uuid4().hex[:12]}_"
     try:

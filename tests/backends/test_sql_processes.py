@@ -16,7 +16,7 @@ from sessionstore.backends.sql import SQLStore
 from sessionstore.backends.sql_engine import is_retryable
 from sessionstore.store import SessionKey
 from tests.backends.sql_fixtures import SERVERS, drop_namespace
-from tests.servers import reachable, unavailable
+from tests.servers import server_url
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,11 +35,9 @@ asyncio.run(main(sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
 """
 
 
-@pytest.fixture(params=sorted(SERVERS))
+@pytest.fixture(params=SERVERS)
 async def url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    server = SERVERS[request.param]
-    if not reachable(server):
-        unavailable(f"no {request.param} server at {server.split('@')[-1]}")
+    server = server_url(request.param)
     prefixed = f"{server}?table_prefix=p{uuid.uuid4().hex[:12]}_"
     yield prefixed
     await drop_namespace(prefixed)
