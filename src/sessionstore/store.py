@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import math
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -32,8 +31,10 @@ from sessionstore.validation import (
     check_json,
     check_last_n,
     check_limit,
+    check_max_field_bytes,
     check_session_id,
     check_text,
+    check_ttl,
     check_user_id,
     normalize_qa_id,
 )
@@ -42,22 +43,6 @@ if TYPE_CHECKING:
     from sessionstore.locks import LockBackend
 
 __all__ = ["ALL_USERS", "AllUsers", "PageCursor", "SessionKey", "SessionStore"]
-
-
-def _check_ttl(ttl: object) -> float | None:
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise InvalidParameterError(f"ttl must be seconds as a number or None, got {ttl!r}")
-    if not math.isfinite(ttl) or ttl <= 0:
-        raise InvalidParameterError(f"ttl must be a positive number of seconds, got {ttl}")
-    return float(ttl)
-
-
-def _check_max_field_bytes(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidParameterError(f"max_field_bytes must be a positive int, got {value!r}")
-    return value
 
 
 class SessionStore(abc.ABC):
@@ -78,8 +63,8 @@ class SessionStore(abc.ABC):
     def __init__(
         self, *, ttl: float | None = None, max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES
     ) -> None:
-        self.ttl: float | None = _check_ttl(ttl)
-        self.max_field_bytes: int = _check_max_field_bytes(max_field_bytes)
+        self.ttl: float | None = check_ttl(ttl)
+        self.max_field_bytes: int = check_max_field_bytes(max_field_bytes)
         self._state = "new"
         self._open_lock = asyncio.Lock()
 

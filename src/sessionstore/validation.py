@@ -19,9 +19,11 @@ __all__ = [
     "check_json",
     "check_last_n",
     "check_limit",
+    "check_max_field_bytes",
     "check_score",
     "check_session_id",
     "check_text",
+    "check_ttl",
     "check_user_id",
     "normalize_qa_id",
 ]
@@ -200,3 +202,29 @@ def check_json(value: Any, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTES) 
             f"{name} holds {total} bytes of text, over the max_field_bytes limit of {max_bytes}"
         )
     return total
+
+
+def check_ttl(ttl: object) -> float | None:
+    """Return ``ttl`` as float seconds, or ``None`` (keep forever).
+
+    Raises:
+        InvalidParameterError: not a positive finite number.
+    """
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise InvalidParameterError(f"ttl must be seconds as a number or None, got {ttl!r}")
+    if not math.isfinite(ttl) or ttl <= 0:
+        raise InvalidParameterError(f"ttl must be a positive number of seconds, got {ttl}")
+    return float(ttl)
+
+
+def check_max_field_bytes(value: object) -> int:
+    """Return ``value`` if it is a positive int.
+
+    Raises:
+        InvalidParameterError: any other value.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidParameterError(f"max_field_bytes must be a positive int, got {value!r}")
+    return value
