@@ -80,8 +80,8 @@ class SQLiteStore(SQLiteConnection):
         )
 
         def work(conn: sqlite3.Connection) -> None:
-            with self._write(conn, key) as row:
-                seq = self._touch(conn, key, row, qa=1)
+            with self._begin(conn):
+                seq = self._next_seq(conn, key, qa=1, traces=0)
                 conn.execute(
                     f"INSERT INTO entries (user_key, session_id, seq, {ENTRY_COLUMNS})"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -261,8 +261,8 @@ class SQLiteStore(SQLiteConnection):
         body = dumps(trace_to_record(step))
 
         def work(conn: sqlite3.Connection) -> None:
-            with self._write(conn, key) as row:
-                seq = self._touch(conn, key, row, traces=1)
+            with self._begin(conn):
+                seq = self._next_seq(conn, key, qa=0, traces=1)
                 conn.execute(
                     "INSERT INTO trace_steps VALUES (?, ?, ?, ?)",
                     (user_key_of(key.user_id), key.session_id, seq, body),

@@ -236,18 +236,33 @@ class SQLiteConnection(SessionStore):
     # -- transactions --------------------------------------------------------
 
     @contextmanager
+    def _begin(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Run the block in one ``BEGIN IMMEDIATE`` transaction.
+
+        Now and then a bounded batch of expired sessions is purged first,
+        through the expiry index.
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if time.monotonic() >= self._next_purge:
+                self._purge_expired(conn, to_micros(now_utc()))
+            yield
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
     def _write(self, conn: sqlite3.Connection, key: SessionKey) -> Iterator[Row | None]:
         """Open a write transaction and yield the live session row (or ``None``).
 
         An expired session found here is deleted first, so the write starts a
-        fresh session. Now and then a bounded batch of other expired sessions
-        is purged through the expiry index.
+        fresh session.
         """
         now = to_micros(now_utc())
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if time.monotonic() >= self._next_purge:
-                self._purge_expired(conn, now)
+        with self._begin(conn):
             row = conn.execute(
                 "SELECT next_seq, qa_count, trace_count, has_graph, expires_us FROM sessions"
                 " WHERE user_key = ? AND session_id = ?",
@@ -257,12 +272,33 @@ class SQLiteConnection(SessionStore):
                 self._delete_rows(conn, user_key_of(key.user_id), key.session_id)
                 row = None
             yield row
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+
+    def _next_seq(self, conn: sqlite3.Connection, key: SessionKey, *, qa: int, traces: int) -> int:
+        """Take the sequence number for one more entry or trace step.
+
+        Inside a write transaction. The common case is one ``UPDATE ...
+        RETURNING`` on a live session; a new or expired session is (re)started.
+        """
+        now = now_utc()
+        now_us = to_micros(now)
+        expires = self._expires_at(now)
+        expires_us = None if expires is None else to_micros(expires)
+        uk = user_key_of(key.user_id)
+        row = conn.execute(
+            "UPDATE sessions SET next_seq = next_seq + 1, qa_count = qa_count + ?,"
+            " trace_count = trace_count + ?, updated_us = ?, expires_us = ?"
+            " WHERE user_key = ? AND session_id = ? AND (expires_us IS NULL OR expires_us > ?)"
+            " RETURNING next_seq - 1",
+            (qa, traces, now_us, expires_us, uk, key.session_id, now_us),
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        self._delete_rows(conn, uk, key.session_id)  # an expired session ends here
+        conn.execute(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, 2, ?, ?, 0)",
+            (uk, key.session_id, now_us, now_us, expires_us, qa, traces),
+        )
+        return 1
 
     def _purge_expired(self, conn: sqlite3.Connection, now: int) -> None:
         self._next_purge = time.monotonic() + _PURGE_EVERY_S
