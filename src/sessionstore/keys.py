@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from sessionstore.errors import InvalidParameterError
 from sessionstore.records import from_micros, to_micros
 from sessionstore.validation import check_session_id
 
-__all__ = ["ALL_USERS", "AllUsers", "PageCursor", "SessionKey"]
+if TYPE_CHECKING:
+    from sessionstore.models import SessionInfo
+
+__all__ = ["ALL_USERS", "AllUsers", "PageCursor", "SessionKey", "select_page"]
 
 
 class SessionKey(NamedTuple):
@@ -71,3 +75,17 @@ class PageCursor:
             raise InvalidParameterError(
                 f"cursor {cursor[:40]!r} is not a cursor returned by list_sessions"
             ) from exc
+
+
+def select_page(
+    sessions: Iterable[SessionInfo], limit: int, after: PageCursor | None
+) -> list[SessionInfo]:
+    """Return one ``list_sessions`` page from every session of a user, in memory.
+
+    For backends without an index to page through: newest write first, ties
+    by ``session_id`` ascending, starting after ``after``.
+    """
+    rest = [s for s in sessions if after is None or after.admits(s.updated_at, s.session_id)]
+    rest.sort(key=lambda s: s.session_id)
+    rest.sort(key=lambda s: s.updated_at, reverse=True)
+    return rest[:limit]

@@ -24,6 +24,7 @@ from sessionstore.backends.files_root import StoreRoot
 from sessionstore.backends.files_session import ENTRIES, TRACES, SessionDir
 from sessionstore.backends.files_state import State
 from sessionstore.errors import InvalidParameterError, StoreError
+from sessionstore.keys import select_page
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
 from sessionstore.records import (
     SessionData,
@@ -247,23 +248,19 @@ class FileStore(SessionStore):
     def _list_sessions_sync(
         self, user_id: str | None, limit: int, after: PageCursor | None
     ) -> list[SessionInfo]:
-        states = [
-            s
-            for s in self._dir.live_states(self._dir.user_dir(user_id), now_utc())
-            if s.user_id == user_id and (after is None or after.admits(s.updated_at, s.session_id))
-        ]
-        states.sort(key=lambda s: s.session_id)
-        states.sort(key=lambda s: s.updated_at, reverse=True)
-        return [
-            SessionInfo(
+        states = self._dir.live_states(self._dir.user_dir(user_id), now_utc())
+        infos = (
+            SessionInfo.model_construct(
                 session_id=s.session_id,
                 user_id=s.user_id,
                 created_at=s.created_at,
                 updated_at=s.updated_at,
                 qa_count=s.qa_count,
             )
-            for s in states[:limit]
-        ]
+            for s in states
+            if s.user_id == user_id
+        )
+        return select_page(infos, limit, after)
 
     # -- graph context and traces ------------------------------------------------
 

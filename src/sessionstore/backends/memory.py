@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Self
 
+from sessionstore.keys import select_page
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
 from sessionstore.records import SessionData, now_utc
 from sessionstore.store import AllUsers, PageCursor, SessionKey, SessionStore
@@ -132,20 +133,17 @@ class MemoryStore(SessionStore):
     ) -> list[SessionInfo]:
         keys = [key for key in self._sessions if key.user_id == user_id]
         live = [(key, s) for key in keys if (s := self._live(key)) is not None]
-        if after is not None:
-            live = [(k, s) for k, s in live if after.admits(s.updated_at, k.session_id)]
-        live.sort(key=lambda item: item[0].session_id)
-        live.sort(key=lambda item: item[1].updated_at, reverse=True)
-        return [
-            SessionInfo(
+        infos = (
+            SessionInfo.model_construct(
                 session_id=key.session_id,
                 user_id=key.user_id,
                 created_at=session.created_at,
                 updated_at=session.updated_at,
                 qa_count=len(session.entries),
             )
-            for key, session in live[:limit]
-        ]
+            for key, session in live
+        )
+        return select_page(infos, limit, after)
 
     async def _get_graph_context(self, key: SessionKey) -> str | None:
         session = self._live(key)
