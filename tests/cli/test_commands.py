@@ -13,7 +13,8 @@ import typer
 from sessionstore import SessionStore, SessionTraceStep
 from sessionstore.backends.memory import MemoryStore
 from sessionstore.cli.app import app
-from tests.cli.conftest import ALL_COMMANDS, InvokeCli, fill, on_store, snapshot
+from tests.cli.conftest import ALL_COMMANDS, InvokeCli, on_store
+from tests.sample_sessions import fill, snapshot
 
 COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from sessionstore import SessionStore
-from tests.cli.conftest import InvokeCli, fill, on_store, snapshot
+from tests.cli.conftest import InvokeCli, on_store
 from tests.contract.cases import CASES, BackendCase, CaseContext
+from tests.sample_sessions import fill, snapshot
 
 TARGETS = [case for case in CASES if case.name != "memory"]
 

@@ -9,7 +9,8 @@ import uuid
 from pathlib import Path
 
 from sessionstore import SessionStore
-from tests.cli.conftest import ALL_COMMANDS, RunCli, fill, on_store, snapshot
+from tests.cli.conftest import ALL_COMMANDS, RunCli, on_store
+from tests.sample_sessions import fill, snapshot
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

@@ -10,36 +10,10 @@ import pytest
 
 from sessionstore import (
     InvalidParameterError,
-    SessionQAUpdate,
     SessionStore,
-    SessionTraceStep,
-    UsedGraphElementIds,
     open_store,
 )
-
-
-async def _fill(store: SessionStore) -> None:
-    for user in (None, "alice", "bob"):
-        for sid in ("s1", "s/2 😀"):
-            first = await store.create_qa_entry(
-                sid,
-                user,
-                "q\x00 1",
-                "a\r\n1",
-                "ctx",
-                used_graph_element_ids=UsedGraphElementIds(node_ids=["n"], edge_ids=["e"]),
-                metadata={"model": "m", "n": [1, 2.5, None]},
-            )
-            await store.create_qa_entry(sid, user, "q2", "a2")
-            await store.update_qa_entry(
-                sid, user, first, SessionQAUpdate(feedback_score=5, feedback_text="great")
-            )
-            await store.save_trace_step(
-                sid,
-                user,
-                SessionTraceStep(origin_function="search", status="ok", method_return_value=[1]),
-            )
-    await store.set_graph_context("graph-only", "alice", "")
+from tests.sample_sessions import fill, snapshot
 
 
 async def _only_dump(store: SessionStore) -> dict[str, Any]:
@@ -48,12 +22,8 @@ async def _only_dump(store: SessionStore) -> dict[str, Any]:
     return dumps[0]
 
 
-async def _snapshot(store: SessionStore) -> dict[tuple[str, str | None], Any]:
-    return {(d["session_id"], d["user_id"]): d async for d in store.export_sessions()}
-
-
 async def test_export_is_plain_json_with_a_format(store: SessionStore) -> None:
-    await _fill(store)
+    await fill(store)
     dumps = [d async for d in store.export_sessions()]
     assert len(dumps) == 7
     for dump in dumps:
@@ -62,7 +32,7 @@ async def test_export_is_plain_json_with_a_format(store: SessionStore) -> None:
 
 
 async def test_export_filters_by_user(store: SessionStore) -> None:
-    await _fill(store)
+    await fill(store)
     alice = [d async for d in store.export_sessions(user_id="alice")]
     assert sorted(d["session_id"] for d in alice) == ["graph-only", "s/2 😀", "s1"]
     anonymous = [d async for d in store.export_sessions(user_id=None)]
@@ -73,17 +43,17 @@ async def test_export_filters_by_user(store: SessionStore) -> None:
 
 
 async def test_round_trip_reproduces_sessions_exactly(store: SessionStore) -> None:
-    await _fill(store)
-    before = await _snapshot(store)
+    await fill(store)
+    before = await snapshot(store)
     target = open_store("memory://")
     async with target:
         assert await target.import_sessions(store.export_sessions()) == 7
-        middle = await _snapshot(target)
+        middle = await snapshot(target)
         await store.prune()
         assert await store.import_sessions(list(middle.values())) == 7
-    assert await _snapshot(store) == before
+    assert await snapshot(store) == before
     entries = await store.get_all_qa_entries("s1", "alice")
-    assert [e.question for e in entries] == ["q\x00 1", "q2"]
+    assert [e.question for e in entries] == ["q\x00 1 [bold]", "q2"]
     assert entries[0].feedback_score == 5
     assert await store.get_graph_context("graph-only", "alice") == ""
     assert (await store.read_trace_steps("s1", None))[0].method_return_value == [1]
@@ -105,7 +75,7 @@ async def test_import_replaces_existing_session(store: SessionStore) -> None:
 async def test_import_accepts_async_iterables(store: SessionStore) -> None:
     source = open_store("memory://")
     async with source:
-        await _fill(source)
+        await fill(source)
         dumps = [d async for d in source.export_sessions()]
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
