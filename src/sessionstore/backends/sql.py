@@ -6,9 +6,11 @@ columns and the migrations are in :mod:`~sessionstore.backends.sql_schema`,
 the statements in :mod:`~sessionstore.backends.sql_statements`, the engine,
 retries and sweeping in :mod:`~sessionstore.backends.sql_connection`.
 
-A create is one statement on PostgreSQL (an upsert of the session row taking
-the next sequence number under its row lock, then the entry insert, in one
-``WITH ... INSERT ... RETURNING``) and one short transaction on MySQL.
+Every hot call is one round trip. On PostgreSQL a create is one statement
+(an upsert of the session row taking the next sequence number under its row
+lock, then the entry insert, in one ``WITH ... INSERT ... RETURNING``), and
+so are an update and an entry delete. On MySQL/MariaDB each write is one
+short transaction sent as one multi-statement batch.
 """
 
 from __future__ import annotations
@@ -51,27 +53,16 @@ class SQLStore(SQLConnection):
             }[kind]
 
             async def op() -> None:
-                async with self._autocommit.connect() as conn:
-                    for _ in range(3):
-                        if (await conn.execute(statement, params)).first() is not None:
-                            return
-                        # The session has expired: remove it, then start it afresh.
-                        await conn.execute(self._sql.delete_expired, params)
+                for _ in range(3):
+                    if await self._value(statement, params) is not None:
+                        return
+                    # The session has expired: remove it, then start it afresh.
+                    await self._rowcount(self._sql.delete_expired, params)
                 raise StoreError(f"{self.describe()}: the session kept expiring during a write")
 
             await self._run(op)
         else:
-
-            async def work(conn: AsyncConnection) -> None:
-                await conn.execute(self._sql.delete_expired, params)
-                upserted = await conn.execute(self._sql.my_upsert[kind], params)
-                if kind == "graph":
-                    await conn.execute(self._sql.my_set_graph, params)
-                    return
-                child = self._sql.insert_entry if kind == "entry" else self._sql.insert_trace
-                await conn.execute(child, {**params, "seq": upserted.lastrowid})
-
-            await self._transaction(work)
+            await self._run(lambda: self._batch(self._sql.my_write[kind], params))
         self._wrote()
 
     async def _append(self, key: SessionKey, entry: SessionQAEntry) -> None:
@@ -84,40 +75,23 @@ class SQLStore(SQLConnection):
         await self._write("graph", {**self._params(key), "context": self._codec.text_in(context)})
 
     async def _update(self, key: SessionKey, qa_id: str, changes: dict[str, Any]) -> bool:
-        params = self._params(key)
-        values = {name: self._codec.field(name, value) for name, value in changes.items()}
-
-        async def work(conn: AsyncConnection) -> bool:
-            if (await conn.execute(self._sql.lock_live, params)).first() is None:
-                return False
-            where = {**params, "id": qa_id}
-            if values:
-                statement = self._sql.update_entry(values)
-                found = (await conn.execute(statement, {**where, **values})).rowcount > 0
-            else:
-                found = (await conn.execute(self._sql.entry_exists, where)).first() is not None
-            if found:
-                await conn.execute(self._sql.touch, params)
-            return found
-
-        found = await self._transaction(work)
+        params = {**self._params(key), "id": qa_id}
+        params.update((name, self._codec.field(name, value)) for name, value in changes.items())
+        if self.dialect == "postgresql":
+            statement = self._sql.pg_update(changes)
+            found = await self._run(lambda: self._value(statement, params))
+        else:
+            rows = await self._run(lambda: self._batch(self._sql.my_update(changes), params))
+            found = rows[0][0]
         self._wrote()
-        return found
+        return bool(found)
 
     async def _delete_entry(self, key: SessionKey, qa_id: str) -> bool:
-        params = self._params(key)
-
-        async def work(conn: AsyncConnection) -> bool:
-            if (await conn.execute(self._sql.lock_live, params)).first() is None:
-                return False
-            deleted = await conn.execute(self._sql.delete_entry, {**params, "id": qa_id})
-            if deleted.rowcount == 0:
-                return False
-            await conn.execute(self._sql.after_delete, params)
-            await conn.execute(self._sql.end_if_empty, params)
-            return True
-
-        return await self._transaction(work)
+        params = {**self._params(key), "id": qa_id}
+        if self.dialect == "postgresql":
+            statement = self._sql.pg_delete_entry
+            return bool(await self._run(lambda: self._value(statement, params)))
+        return bool(await self._run(lambda: self._batch(self._sql.my_delete_entry, params)))
 
     async def _delete_session(self, key: SessionKey) -> bool:
         params = self._params(key)

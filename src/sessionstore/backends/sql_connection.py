@@ -36,9 +36,11 @@ try:  # the extras; from_url says which one to install when they are missing
         driver_url,
         is_disconnect,
         is_retryable,
+        run_batch,
+        run_pg,
         translate,
     )
-    from sessionstore.backends.sql_statements import Statements
+    from sessionstore.backends.sql_statements import Batch, Statements
 except ImportError:  # pragma: no cover - exercised by installs without the extra
     pass
 
@@ -78,9 +80,13 @@ class SQLConnection(SessionStore):
             :meth:`migrate` is called.
         pool_size, max_overflow, pool_timeout, pool_recycle, connect_timeout:
             pool settings of the engine the store builds (seconds).
-        pre_ping: check each pooled connection before use (one round trip), so a
-            server restart costs no failed call; without it the first call on
-            a dead connection fails with StoreUnavailableError (reads retry).
+        pre_ping: ping a pooled connection before use when it sat idle for
+            more than ``sql_engine.PING_IDLE`` (5) seconds, so a server
+            restart or a silently dropped connection costs no failed call.
+            A busy connection is not pinged (no extra round trip); one the
+            server closed is replaced at checkout either way. Reads on a
+            connection that died anyway are retried once; writes fail with
+            StoreUnavailableError.
         lock_timeout: seconds to wait for another process's migration.
         retries: how often a deadlock or serialization failure is retried.
         sweep_interval: seconds between background sweeps of expired sessions.
@@ -181,11 +187,8 @@ class SQLConnection(SessionStore):
 
     async def _open(self) -> None:
         engine = self._get_engine()
-        self._autocommit = self._transactional = engine
-        if self.dialect == "postgresql":
-            # One-statement calls skip BEGIN/COMMIT; transactions say so explicitly.
-            self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._transactional = engine.execution_options(isolation_level="READ COMMITTED")
+        # Multi-statement work done through SQLAlchemy says its isolation explicitly.
+        self._transactional = engine.execution_options(isolation_level="READ COMMITTED")
 
         async def version() -> int:
             async with engine.connect() as conn:
@@ -304,16 +307,35 @@ class SQLConnection(SessionStore):
                 raise translate(exc, self.describe()) from exc
 
     async def _rows(self, statement: TextClause, params: dict[str, Any]) -> list[Any]:
-        async def op() -> list[Any]:
-            async with self._autocommit.connect() as conn:
-                return list((await conn.execute(statement, params)).all())
-
-        return await self._run(op, idempotent=True)
+        """Run one read on a bare pooled connection (a dead one is retried once)."""
+        if self.dialect == "postgresql":
+            prepared = self._sql.pg(statement)
+            rows: list[Any] = await self._run(
+                lambda: run_pg(self._get_engine(), prepared, params, "rows"), idempotent=True
+            )
+        else:
+            batch = self._sql.my_batch(statement, write=False)
+            rows = await self._run(
+                lambda: run_batch(self._get_engine(), batch, params), idempotent=True
+            )
+        return rows
 
     async def _rowcount(self, statement: TextClause, params: dict[str, Any]) -> int:
-        async with self._autocommit.begin() as conn:
-            count: int = (await conn.execute(statement, params)).rowcount
-            return count
+        """Run one write statement in its own transaction; return its row count."""
+        if self.dialect == "postgresql":
+            count: int = await run_pg(self._get_engine(), self._sql.pg(statement), params, "count")
+        else:
+            batch = self._sql.my_batch(statement, write=True)
+            count = await run_batch(self._get_engine(), batch, params)
+        return count
+
+    async def _value(self, statement: TextClause, params: dict[str, Any]) -> Any:
+        """Run one PostgreSQL statement (autocommit) and return its single value."""
+        return await run_pg(self._get_engine(), self._sql.pg(statement), params, "value")
+
+    async def _batch(self, batch: Batch, params: dict[str, Any]) -> Any:
+        """Run a MySQL/MariaDB multi-statement transaction in one round trip."""
+        return await run_batch(self._get_engine(), batch, params)
 
     async def _transaction(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         async def op() -> T:

@@ -8,6 +8,7 @@ so concurrent writers of a session queue instead of deadlocking.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from sqlalchemy import TextClause, text
@@ -15,7 +16,7 @@ from sqlalchemy import TextClause, text
 from sessionstore.backends.sql_codec import ENTRY_COLUMNS
 from sessionstore.backends.sql_schema import TableNames
 
-__all__ = ["Statements"]
+__all__ = ["Batch", "Positional", "Statements"]
 
 _LIVE = "(s.expires_at IS NULL OR s.expires_at > :now)"
 _KEY = "s.user_key = :u AND s.session_key = :s"
@@ -34,6 +35,8 @@ _BUMP = {
     "entry": ("next_seq", "qa_count"),
     "trace": ("trace_seq", "trace_count"),
 }
+_BIND = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+_MY_BEGIN = ("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "START TRANSACTION")
 _PG_CASTS = {
     "entry_id": "varchar",
     "created_at": "bigint",
@@ -95,15 +98,6 @@ class Statements:
             f"SELECT s.qa_count FROM {t.sessions} s WHERE {_KEY} AND {_LIVE} FOR UPDATE"
         )
         where_key = "WHERE user_key = :u AND session_key = :s"
-        self.touch = text(
-            f"UPDATE {t.sessions} SET updated_at = :now, expires_at = :exp {where_key}"
-        )
-        self.entry_exists = text(f"SELECT 1 FROM {t.entries} {where_key} AND entry_id = :id")
-        self.delete_entry = text(f"DELETE FROM {t.entries} {where_key} AND entry_id = :id")
-        self.after_delete = text(
-            f"UPDATE {t.sessions} SET qa_count = qa_count - 1, updated_at = :now, "
-            f"expires_at = :exp {where_key}"
-        )
         self.end_if_empty = text(
             f"DELETE FROM {t.sessions} {where_key} "
             "AND qa_count = 0 AND trace_count = 0 AND has_graph = FALSE"
@@ -143,7 +137,9 @@ class Statements:
         self.insert_graph = text(
             f"INSERT INTO {t.graph} (user_key, session_key, context) VALUES (:u, :s, :context)"
         )
-        self._updates: dict[frozenset[str], TextClause] = {}
+        # Built on first use, then reused: SQLAlchemy caches a statement's
+        # compiled form per object, so the same object must come back each time.
+        self._built: dict[tuple[object, ...], TextClause | Batch | Positional] = {}
         if pg:
             self._pg_appends(t)
         else:
@@ -191,6 +187,21 @@ class Statements:
             + f"INSERT INTO {t.traces} (user_key, session_key, seq, step) "
             + f"SELECT {keys}, s.seq, CAST(:step AS text) FROM s RETURNING 1"
         )
+        where = "user_key = :u AND session_key = :s"
+        last = "EXISTS (SELECT 1 FROM s WHERE qa_count = 1 AND trace_count = 0 AND NOT has_graph)"
+        # One statement: lock, delete the entry, then count it off the session
+        # row, or delete the row when that was all it held.
+        self.pg_delete_entry = text(
+            f"WITH s AS (SELECT s.qa_count, s.trace_count, s.has_graph FROM {t.sessions} s "
+            f"WHERE {_KEY} AND {_LIVE} FOR UPDATE), "
+            f"d AS (DELETE FROM {t.entries} WHERE {where} AND entry_id = :id "
+            "AND EXISTS (SELECT 1 FROM s) RETURNING 1), "
+            f"c AS (UPDATE {t.sessions} SET qa_count = qa_count - 1, updated_at = :now, "
+            f"expires_at = :exp WHERE {where} AND EXISTS (SELECT 1 FROM d) AND NOT {last}), "
+            f"x AS (DELETE FROM {t.sessions} WHERE {where} "
+            f"AND EXISTS (SELECT 1 FROM d) AND {last}) "
+            "SELECT count(*) FROM d"
+        )
         self.pg_set_graph = text(
             upsert("graph")
             + f"INSERT INTO {t.graph} (user_key, session_key, context) "
@@ -198,6 +209,47 @@ class Statements:
             + "ON CONFLICT (user_key, session_key) DO UPDATE SET context = EXCLUDED.context "
             + "RETURNING 1"
         )
+
+    def _pg_update(self, t: TableNames, columns: frozenset[str]) -> TextClause:
+        """One statement: lock the live session row, change the entry, slide the expiry.
+
+        ``s`` takes the row lock before ``e`` touches the entry (one lock order
+        with every other write); ``t`` slides the expiry only when the entry
+        was found. An ``UPDATE`` cannot insert, so an entry or session deleted
+        meanwhile stays deleted. Returns how many entries were found (0 or 1).
+        """
+        where = "user_key = :u AND session_key = :s"
+        if columns:
+            assignments = ", ".join(f"{c} = :{c}" for c in sorted(columns))
+            change = f"UPDATE {t.entries} SET {assignments} WHERE {where} AND entry_id = :id"
+        else:
+            change = f"SELECT 1 FROM {t.entries} WHERE {where} AND entry_id = :id"
+        return text(
+            f"WITH s AS (SELECT 1 FROM {t.sessions} s WHERE {_KEY} AND {_LIVE} FOR UPDATE), "
+            f"e AS ({change} AND EXISTS (SELECT 1 FROM s){' RETURNING 1' * bool(columns)}), "
+            f"t AS (UPDATE {t.sessions} SET updated_at = :now, expires_at = :exp "
+            f"WHERE {where} AND EXISTS (SELECT 1 FROM e)) "
+            "SELECT count(*) FROM e"
+        )
+
+    def _my_update(self, t: TableNames, columns: frozenset[str]) -> Batch:
+        """One batch: lock the live session row, change the entry, slide the expiry."""
+        where = "user_key = :u AND session_key = :s"
+        live = f"EXISTS (SELECT 1 FROM {t.sessions} s WHERE {_KEY} AND {_LIVE})"
+        entry = f"{where} AND entry_id = :id"
+        steps = [
+            *_MY_BEGIN,
+            self.lock_live.text,
+            f"SELECT COUNT(*) FROM {t.entries} WHERE {entry} AND {live}",
+            f"UPDATE {t.sessions} SET updated_at = :now, expires_at = :exp WHERE {where} "
+            "AND (expires_at IS NULL OR expires_at > :now) "
+            f"AND EXISTS (SELECT 1 FROM {t.entries} WHERE {entry})",
+            "COMMIT",
+        ]
+        if columns:
+            assignments = ", ".join(f"{c} = :{c}" for c in sorted(columns))
+            steps.insert(3, f"UPDATE {t.entries} SET {assignments} WHERE {entry} AND {live}")
+        return Batch(steps, result=3 + bool(columns))
 
     def _mysql_upserts(self, t: TableNames) -> None:
         """Session-row upserts that hand back the new sequence as ``LAST_INSERT_ID``."""
@@ -220,15 +272,101 @@ class Statements:
             f"INSERT INTO {t.graph} (user_key, session_key, context) VALUES (:u, :s, :context) "
             "ON DUPLICATE KEY UPDATE context = :context"
         )
-
-    def update_entry(self, columns: Iterable[str]) -> TextClause:
-        """Return ``UPDATE`` setting exactly ``columns`` of one entry."""
-        wanted = frozenset(columns)
-        statement = self._updates.get(wanted)
-        if statement is None:
-            assignments = ", ".join(f"{c} = :{c}" for c in sorted(wanted))
-            statement = self._updates[wanted] = text(
-                f"UPDATE {self.tables.entries} SET {assignments} "
-                "WHERE user_key = :u AND session_key = :s AND entry_id = :id"
+        # One round trip per write: the whole transaction as one multi-statement batch.
+        names = ", ".join(ENTRY_COLUMNS)
+        values = ", ".join(f":{c}" for c in ENTRY_COLUMNS)
+        child = {
+            "entry": f"INSERT INTO {t.entries} (user_key, session_key, seq, {names}) "
+            f"VALUES (:u, :s, LAST_INSERT_ID(), {values})",
+            "trace": f"INSERT INTO {t.traces} (user_key, session_key, seq, step) "
+            "VALUES (:u, :s, LAST_INSERT_ID(), :step)",
+            "graph": self.my_set_graph.text,
+        }
+        self.my_write = {
+            kind: Batch(
+                [
+                    *_MY_BEGIN,
+                    self.delete_expired.text,
+                    self.my_upsert[kind].text,
+                    child[kind],
+                    "COMMIT",
+                ]
             )
+            for kind in _NEW_ROW
+        }
+        live = f"EXISTS (SELECT 1 FROM {t.sessions} s WHERE {_KEY} AND {_LIVE})"
+        where = "user_key = :u AND session_key = :s"
+        self.my_delete_entry = Batch(
+            [
+                *_MY_BEGIN,
+                self.lock_live.text,
+                f"DELETE FROM {t.entries} WHERE {where} AND entry_id = :id AND {live}",
+                "SET @sessionstore_deleted = ROW_COUNT()",
+                f"UPDATE {t.sessions} SET qa_count = qa_count - 1, updated_at = :now, "
+                f"expires_at = :exp WHERE {where} AND @sessionstore_deleted > 0",
+                f"{self.end_if_empty.text} AND @sessionstore_deleted > 0",
+                "COMMIT",
+            ],
+            result=3,
+        )
+
+    def pg_update(self, columns: Iterable[str]) -> TextClause:
+        """Return the one-statement update of exactly ``columns`` (built once per set)."""
+        wanted = frozenset(columns)
+        statement = self._built.get(("pg_update", wanted))
+        if not isinstance(statement, TextClause):
+            statement = self._built["pg_update", wanted] = self._pg_update(self.tables, wanted)
         return statement
+
+    def my_update(self, columns: Iterable[str]) -> Batch:
+        """Return the one-batch update of exactly ``columns`` (built once per set)."""
+        wanted = frozenset(columns)
+        batch = self._built.get(("my_update", wanted))
+        if not isinstance(batch, Batch):
+            batch = self._built["my_update", wanted] = self._my_update(self.tables, wanted)
+        return batch
+
+    def pg(self, statement: TextClause) -> Positional:
+        """Return a statement in asyncpg's ``$n`` form (built once per statement)."""
+        built = self._built.get((statement,))
+        if not isinstance(built, Positional):
+            built = self._built[statement,] = Positional(statement.text)
+        return built
+
+    def my_batch(self, statement: TextClause, *, write: bool) -> Batch:
+        """Return one statement as a batch: a read alone, a write in its own transaction."""
+        batch = self._built.get((statement, write))
+        if not isinstance(batch, Batch):
+            steps = [*_MY_BEGIN, statement.text, "COMMIT"] if write else [statement.text]
+            batch = Batch(steps, result=len(_MY_BEGIN) if write else 0)
+            self._built[statement, write] = batch
+        return batch
+
+
+class Batch:
+    """Statements sent to MySQL/MariaDB as one multi-statement query (one round trip).
+
+    ``sql`` uses the driver's ``%(name)s`` parameters; ``result`` is the index
+    of the statement whose outcome the caller reads (its rows, or its row
+    count when it returns none).
+    """
+
+    def __init__(self, statements: list[str], result: int = -1) -> None:
+        joined = ";\n".join(statements)
+        self.sql = _BIND.sub(r"%(\1)s", joined.replace("%", "%%"))
+        self.result = result if result >= 0 else len(statements) + result
+
+
+class Positional:
+    """A statement with asyncpg's ``$n`` parameters, and the names they stand for."""
+
+    def __init__(self, sql: str) -> None:
+        self.names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self.names:
+                self.names.append(name)
+            return f"${self.names.index(name) + 1}"
+
+        self.sql = _BIND.sub(number, sql)
