@@ -64,6 +64,26 @@ class _StrictModel(BaseModel):
             raise InvalidParameterError(_describe(exc)) from exc
 
     @classmethod
+    # The pydantic mypy plugin types model_construct per model; this keeps pydantic's signature.
+    def model_construct(  # type: ignore[override]
+        cls, _fields_set: set[str] | None = None, **values: Any
+    ) -> Self:
+        """Build a model from trusted, already validated data, without validating.
+
+        Backends rebuild every entry they read with it, so the common case (a
+        value for every field) skips pydantic's per-field loop; anything else
+        takes pydantic's own path, defaults included.
+        """
+        if _fields_set is not None or values.keys() != cls.__pydantic_fields__.keys():
+            return super().model_construct(_fields_set, **values)
+        model = cls.__new__(cls)
+        object.__setattr__(model, "__dict__", values)
+        object.__setattr__(model, "__pydantic_fields_set__", set(values))
+        object.__setattr__(model, "__pydantic_extra__", None)
+        object.__setattr__(model, "__pydantic_private__", None)
+        return model
+
+    @classmethod
     def model_validate(
         cls,
         obj: Any,
