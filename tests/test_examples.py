@@ -38,3 +38,14 @@ def test_readme_api_tour_runs(tmp_path: Path) -> None:
     script.write_text(tour.group(1), encoding="utf-8")
     subprocess.run([sys.executable, str(script)], cwd=tmp_path, check=True, timeout=60)
     assert (tmp_path / "memory.db").exists()
+
+
+def test_manager_doc_examples_run(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "manager.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", doc, re.DOTALL) if "asyncio.run(" in b]
+    assert len(blocks) >= 2
+    for number, block in enumerate(blocks):
+        script = tmp_path / f"example_{number}.py"
+        script.write_text(block, encoding="utf-8")
+        subprocess.run([sys.executable, str(script)], cwd=tmp_path, check=True, timeout=60)
+    assert (tmp_path / "memory.db").exists()
