@@ -1,14 +1,9 @@
 """The SQLite connection, its worker thread and its write transactions.
 
-``SQLiteStore`` (in ``sqlite.py``) builds the contract's steps on this.
-
-One connection per store lives in one worker thread, so the event loop never
-blocks and the connection is never shared between threads. WAL journaling
-lets readers run beside a writer; every read-modify-write is one
-``BEGIN IMMEDIATE`` transaction, and ``busy_timeout`` makes other processes
-wait their turn instead of failing. Order comes from a per-session sequence in
-the ``sessions`` row; counts live there too, so ``count`` and ``list_sessions``
-never scan entries.
+``SQLiteStore`` (in ``sqlite.py``, where the design is described) builds the
+contract's steps on this: the worker thread that owns the connection, the
+translation of sqlite3 errors, and the write transactions that keep the
+``sessions`` row current.
 """
 
 from __future__ import annotations
@@ -26,11 +21,7 @@ from typing import Any, Self, TypeVar
 from sessionstore.backends.sqlite_schema import migrate
 from sessionstore.errors import InvalidParameterError, StoreError, StoreUnavailableError
 from sessionstore.models import SessionQAEntry, UsedGraphElementIds
-from sessionstore.records import (
-    from_micros,
-    now_utc,
-    to_micros,
-)
+from sessionstore.records import from_micros, now_utc, to_micros
 from sessionstore.store import SessionKey, SessionStore
 from sessionstore.urls import split_options
 
