@@ -8,9 +8,8 @@ import platform
 import sqlite3
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from bench import targets
+from bench import floors, targets
 
 
 def machine() -> dict[str, Any]:
@@ -68,15 +67,7 @@ async def server_versions() -> dict[str, str]:
     except Exception as exc:
         found["postgresql"] = f"unavailable ({type(exc).__name__})"
     try:
-        import asyncmy  # noqa: PLC0415
-
-        parts = urlsplit(targets.MYSQL_URL)
-        conn2 = await asyncmy.connect(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 3306,
-            user=parts.username or "root",
-            password=parts.password or "",
-        )
+        conn2 = await floors.mysql_connect(targets.MYSQL_URL)
         try:
             async with conn2.cursor() as cur:
                 await cur.execute("SELECT VERSION()")

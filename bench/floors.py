@@ -155,19 +155,24 @@ def postgres_floor(url: str, table: str) -> Floor:
     return run
 
 
+async def mysql_connect(url: str, *, autocommit: bool = True) -> Any:
+    """Open a bare asyncmy connection to a ``mysql://user:pw@host:port/db`` URL."""
+    import asyncmy  # noqa: PLC0415
+
+    parts = urlsplit(url)
+    return await asyncmy.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        database=parts.path.lstrip("/") or "test",
+        autocommit=autocommit,
+    )
+
+
 def mysql_floor(url: str, table: str) -> Floor:
     async def run(n: int, ours: Op) -> dict[str, Any]:
-        import asyncmy  # noqa: PLC0415
-
-        parts = urlsplit(url)
-        conn = await asyncmy.connect(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 3306,
-            user=parts.username or "root",
-            password=parts.password or "",
-            database=parts.path.lstrip("/") or "test",
-            autocommit=True,
-        )
+        conn = await mysql_connect(url)
 
         async def insert(i: int) -> Any:
             async with conn.cursor() as cur:

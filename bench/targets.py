@@ -90,17 +90,7 @@ async def drop_sql_tables(url: str) -> None:
         finally:
             await conn.close()
         return
-    import asyncmy  # noqa: PLC0415
-
-    parts = urlsplit(url)
-    conn = await asyncmy.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 3306,
-        user=parts.username or "root",
-        password=parts.password or "",
-        database=parts.path.lstrip("/") or "test",
-        autocommit=True,
-    )
+    conn = await floors.mysql_connect(url)
     try:
         async with conn.cursor() as cur:
             await cur.execute(
