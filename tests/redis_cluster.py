@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from tests.servers import free_port, unavailable, wait_for_port
+from tests.servers import free_port, redis_server_command, unavailable, wait_for_port
 
 
 def _cluster_ok(port: int) -> bool:
@@ -36,10 +36,10 @@ def throwaway_cluster(masters: int = 3) -> Iterator[list[int]]:
         for i in range(masters):
             port = free_port()
             proc = subprocess.Popen(
-                [
+                redis_server_command(
                     server,
-                    "--port",
-                    str(port),
+                    port,
+                    workdir,
                     "--cluster-enabled",
                     "yes",
                     "--cluster-port",
@@ -48,15 +48,9 @@ def throwaway_cluster(masters: int = 3) -> Iterator[list[int]]:
                     f"nodes-{i}.conf",
                     "--cluster-node-timeout",
                     "2000",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    workdir,
                     "--dbfilename",
                     f"dump-{i}.rdb",
-                ],
+                ),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

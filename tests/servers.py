@@ -67,6 +67,12 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
+def redis_server_command(binary: str, port: int, workdir: str | Path, *extra: str) -> list[str]:
+    """Return the command of a private, non-persistent ``redis-server`` on ``port``."""
+    persistence_off = ["--save", "", "--appendonly", "no"]
+    return [binary, "--port", str(port), *persistence_off, "--dir", str(workdir), *extra]
+
+
 @contextmanager
 def throwaway_redis(*extra_args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """Run a private ``redis-server`` on a free port for the block."""
@@ -77,18 +83,7 @@ def throwaway_redis(*extra_args: str) -> Iterator[tuple[int, subprocess.Popen[by
     port = free_port()
     with tempfile.TemporaryDirectory() as workdir:
         proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                workdir,
-                *extra_args,
-            ],
+            redis_server_command(binary, port, workdir, *extra_args),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -159,7 +154,7 @@ def _start_redis() -> str:
     binary = _binary("redis-server")
     port = free_port()
     data = workdir("redis-")
-    _spawn([binary, "--port", str(port), "--save", "", "--dir", str(data)], port, data)
+    _spawn(redis_server_command(binary, port, data), port, data)
     return f"redis://127.0.0.1:{port}/0"
 
 
