@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +20,11 @@ from sessionstore import (
     StoreUnavailableError,
     open_store,
     register_backend,
+    urls,
 )
 from sessionstore.backends.memory import MemoryStore
-from sessionstore.urls import redact_url, require
+from sessionstore.extras import EXTRAS, require
+from sessionstore.urls import redact_url
 
 
 def test_unknown_scheme_lists_the_valid_ones() -> None:
@@ -46,7 +50,8 @@ def test_keyword_options_win_over_url_options() -> None:
     assert open_store("memory://?ttl=none").ttl is None
 
 
-def test_register_backend() -> None:
+def test_register_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(urls, "_REGISTRY", dict(urls._REGISTRY))
     seen: list[tuple[str, dict[str, Any]]] = []
 
     def factory(url: str, /, **options: Any) -> SessionStore:
@@ -61,6 +66,34 @@ def test_register_backend() -> None:
         register_backend("bad:name", factory)
     with pytest.raises(InvalidParameterError):
         register_backend("ok", "not callable")  # type: ignore[arg-type]
+
+
+def test_register_backend_replaces_a_scheme_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(urls, "_REGISTRY", dict(urls._REGISTRY))
+
+    def factory(url: str, /, **options: Any) -> SessionStore:
+        return MemoryStore(**options)
+
+    register_backend("mystore", factory)
+    for taken in ("MyStore", "sqlite", "redis"):
+        with pytest.raises(InvalidParameterError, match="already registered"):
+            register_backend(taken, factory)
+    assert not isinstance(open_store("sqlite:///x.db"), MemoryStore)
+    register_backend("sqlite", factory, replace=True)
+    assert isinstance(open_store("sqlite:///x.db"), MemoryStore)
+
+
+def test_extras_table_matches_the_package_metadata() -> None:
+    declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    optional = declared["project"]["optional-dependencies"]
+    assert set(EXTRAS) == set(optional) - {"all", "bench", "dev"}
+    for extra, packages in EXTRAS.items():
+        named = " ".join(optional[extra]).lower()
+        assert all(package in named for package in packages if package != "greenlet"), extra
+    with pytest.raises(KeyError, match="not an extra"):
+        require("json", "no-such-extra")
 
 
 def test_missing_extra_names_the_install_command() -> None:

@@ -50,9 +50,8 @@ class MissingDependencyError(SessionError, ImportError):
     """An optional extra needed by a backend is not installed."""
 
     def __init__(self, package: str, extra: str) -> None:
-        super().__init__(
-            f"the {package!r} package is needed for this backend: "
-            f"pip install 'sessionstore[{extra}]'"
-        )
         self.package = package
         self.extra = extra
+        self.command = f"pip install 'sessionstore[{extra}]'"
+        """The command that installs what is missing."""
+        super().__init__(f"the {package!r} package is needed for this: {self.command}")

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from sessionstore.clock import from_micros, to_micros
 from sessionstore.errors import InvalidParameterError
-from sessionstore.records import from_micros, to_micros
 from sessionstore.validation import check_session_id
 
 if TYPE_CHECKING:

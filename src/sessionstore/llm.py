@@ -10,11 +10,12 @@ nothing usable: a summary never fails the call that records the step.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
 from typing import Any, Protocol, runtime_checkable
+
+from sessionstore.stored import compact_json
 
 __all__ = [
     "DEFAULT_SUMMARY_TIMEOUT",
@@ -137,7 +138,7 @@ def summary_messages(return_value: Any) -> list[dict[str, str]]:
     The user message is the return value as compact JSON, cut to 1000
     characters plus ``"..."``.
     """
-    payload = json.dumps(return_value, ensure_ascii=False, separators=(",", ":"))
+    payload = compact_json(return_value)
     if len(payload) > RETURN_VALUE_MAX_CHARS:
         payload = payload[:RETURN_VALUE_MAX_CHARS] + ELLIPSIS
     return [

@@ -26,7 +26,7 @@ from sessionstore.models import (
     UsedGraphElementIds,
 )
 from sessionstore.store import SessionStore
-from sessionstore.validation import check_score, check_session_id, check_user_id
+from sessionstore.validation import check_score, check_seconds, check_session_id, check_user_id
 
 __all__ = ["SessionManager"]
 
@@ -77,15 +77,11 @@ class SessionManager:
             raise InvalidParameterError(
                 "llm must have 'async def generate(messages, *, temperature, max_tokens)'"
             )
-        if isinstance(lock_lease, bool) or not isinstance(lock_lease, (int, float)):
-            raise InvalidParameterError(f"lock_lease must be seconds, got {lock_lease!r}")
-        if not 0 < lock_lease < float("inf"):
-            raise InvalidParameterError(f"lock_lease must be a positive number, got {lock_lease}")
         self.store = store
         self.default_session_id = check_session_id(default_session_id)
         self.history_limit = history_limit
         self.llm = llm
-        self.lock_lease = float(lock_lease)
+        self.lock_lease = check_seconds(lock_lease, "lock_lease")
 
     def __repr__(self) -> str:
         return (

@@ -12,11 +12,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sessionstore.errors import InvalidParameterError
 from sessionstore.validation import (
     check_json,
+    check_score,
     check_session_id,
     check_text,
     check_user_id,
@@ -36,7 +37,7 @@ __all__ = [
 JsonValue = Any
 """A JSON-compatible value: None, bool, int, float, str, list or dict."""
 
-Score = Annotated[int, Field(ge=1, le=5)]
+Score = Annotated[int, AfterValidator(check_score)]
 _UNLIMITED = 2**62
 
 

@@ -1,96 +1,27 @@
-"""Plain-JSON forms of entries, trace steps and whole sessions.
+"""Whole sessions: the unit of export, import and copy, and its dump format.
 
-Backends that store documents (files, Redis) and ``export_sessions`` use these
-so that the conversion lives in one place. Reading back uses
-``model_construct``: the data was validated when it was written.
+Entries and trace steps become JSON records through ``sessionstore.stored``;
+this module adds the session around them and validates dumps on import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sessionstore.errors import InvalidParameterError
 from sessionstore.models import SessionQAEntry, SessionTraceStep, UsedGraphElementIds
+from sessionstore.stored import (
+    entry_to_record,
+    trace_to_record,
+)
 from sessionstore.validation import check_session_id, check_user_id, normalize_qa_id
 
-__all__ = [
-    "EXPORT_FORMAT",
-    "SessionData",
-    "entry_from_record",
-    "entry_to_record",
-    "from_micros",
-    "now_utc",
-    "to_micros",
-    "trace_from_record",
-    "trace_to_record",
-]
+__all__ = ["EXPORT_FORMAT", "SessionData", "SessionRows"]
 
 EXPORT_FORMAT = "sessionstore.session/1"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def now_utc() -> datetime:
-    """Return the current time as an aware UTC datetime."""
-    return datetime.now(UTC)
-
-
-def to_micros(value: datetime) -> int:
-    """Return ``value`` as whole microseconds since the Unix epoch."""
-    return (value - _EPOCH) // timedelta(microseconds=1)
-
-
-def from_micros(value: int) -> datetime:
-    """Return the aware UTC datetime ``value`` microseconds after the epoch."""
-    return _EPOCH + timedelta(microseconds=value)
-
-
-def entry_to_record(entry: SessionQAEntry) -> dict[str, Any]:
-    """Return ``entry`` as a JSON-compatible dict (times in ISO 8601)."""
-    graph = entry.used_graph_element_ids
-    return {
-        "id": entry.id,
-        "session_id": entry.session_id,
-        "user_id": entry.user_id,
-        "question": entry.question,
-        "answer": entry.answer,
-        "context": entry.context,
-        "created_at": entry.created_at.isoformat(),
-        "feedback_text": entry.feedback_text,
-        "feedback_score": entry.feedback_score,
-        "used_graph_element_ids": None
-        if graph is None
-        else {"node_ids": list(graph.node_ids), "edge_ids": list(graph.edge_ids)},
-        "memify_metadata": entry.memify_metadata,
-        "metadata": entry.metadata,
-    }
-
-
-def entry_from_record(record: Mapping[str, Any]) -> SessionQAEntry:
-    """Rebuild an entry stored by :func:`entry_to_record` (trusted data)."""
-    fields = dict(record)
-    fields["created_at"] = datetime.fromisoformat(fields["created_at"])
-    graph = fields.get("used_graph_element_ids")
-    if graph is not None:
-        fields["used_graph_element_ids"] = UsedGraphElementIds.model_construct(**graph)
-    return SessionQAEntry.model_construct(**fields)
-
-
-def trace_to_record(step: SessionTraceStep) -> dict[str, Any]:
-    """Return ``step`` as a JSON-compatible dict (times in ISO 8601)."""
-    record = step.model_dump(mode="python")
-    record["created_at"] = None if step.created_at is None else step.created_at.isoformat()
-    return record
-
-
-def trace_from_record(record: Mapping[str, Any]) -> SessionTraceStep:
-    """Rebuild a trace step stored by :func:`trace_to_record` (trusted data)."""
-    fields = dict(record)
-    if fields.get("created_at") is not None:
-        fields["created_at"] = datetime.fromisoformat(fields["created_at"])
-    return SessionTraceStep.model_construct(**fields)
 
 
 @dataclass(slots=True)
@@ -152,6 +83,16 @@ class SessionData:
             )
         except (KeyError, TypeError) as exc:
             raise InvalidParameterError(f"malformed session dump: {exc!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRows:
+    """One whole session as the rows of a SQL store's tables, each as named parameters."""
+
+    session: dict[str, Any]
+    entries: list[dict[str, Any]]
+    traces: list[dict[str, Any]]
+    graph: dict[str, Any] | None
 
 
 def _records(dump: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:

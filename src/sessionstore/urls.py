@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from sessionstore.errors import InvalidParameterError, MissingDependencyError
+from sessionstore.errors import InvalidParameterError
 from sessionstore.store import SessionStore
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "parse_optional_float",
     "redact_url",
     "register_backend",
-    "require",
     "split_options",
 ]
 
@@ -62,17 +61,28 @@ _REGISTRY: dict[str, BackendFactory] = {
 }
 
 
-def register_backend(scheme: str, factory: BackendFactory) -> None:
+def register_backend(scheme: str, factory: BackendFactory, *, replace: bool = False) -> None:
     """Make ``open_store`` build stores for URLs of ``scheme`` with ``factory``.
 
+    Args:
+        scheme: the URL scheme, matched without regard to case.
+        factory: called as ``factory(url, **options)``.
+        replace: allow replacing the factory of a scheme that is already
+            registered (a built-in one included).
+
     Raises:
-        InvalidParameterError: ``scheme`` is empty or holds ``:`` or ``/``.
+        InvalidParameterError: ``scheme`` is empty or holds ``:`` or ``/``, or
+            is already registered and ``replace`` is false.
 
     """
     if not isinstance(scheme, str) or not scheme or any(c in scheme for c in ":/"):
         raise InvalidParameterError(f"scheme must be a bare name like 'mystore', got {scheme!r}")
     if not callable(factory):
         raise InvalidParameterError("factory must be callable as factory(url, **options)")
+    if scheme.lower() in _REGISTRY and not replace:
+        raise InvalidParameterError(
+            f"scheme {scheme.lower()!r} is already registered; pass replace=True to replace it"
+        )
     _REGISTRY[scheme.lower()] = factory
 
 
@@ -219,16 +229,3 @@ def _unknown(name: str, known: Mapping[str, OptionParser], url: str) -> InvalidP
         f"unknown option {name!r} for {redact_url(url)!r}; valid options: "
         f"{', '.join(sorted(known))}"
     )
-
-
-def require(module: str, extra: str) -> Any:
-    """Import an optional dependency, or say which extra installs it.
-
-    Raises:
-        MissingDependencyError: the module is not installed.
-
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(module.split(".", maxsplit=1)[0], extra) from exc

@@ -21,6 +21,7 @@ __all__ = [
     "check_limit",
     "check_max_field_bytes",
     "check_score",
+    "check_seconds",
     "check_session_id",
     "check_text",
     "check_ttl",
@@ -204,19 +205,34 @@ def check_json(value: Any, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTES) 
     return total
 
 
+def check_seconds(value: object, name: str, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as float seconds if it is a finite positive number.
+
+    Args:
+        value: the number to check.
+        name: the argument's name, for the message.
+        allow_zero: accept ``0`` too.
+
+    Raises:
+        InvalidParameterError: not a finite number (a bool is not one), or
+            not above zero (at least zero with ``allow_zero``).
+
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidParameterError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        least = "zero or more" if allow_zero else "a positive number of"
+        raise InvalidParameterError(f"{name} must be {least} seconds, got {value!r}")
+    return float(value)
+
+
 def check_ttl(ttl: object) -> float | None:
     """Return ``ttl`` as float seconds, or ``None`` (keep forever).
 
     Raises:
         InvalidParameterError: not a positive finite number.
     """
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise InvalidParameterError(f"ttl must be seconds as a number or None, got {ttl!r}")
-    if not math.isfinite(ttl) or ttl <= 0:
-        raise InvalidParameterError(f"ttl must be a positive number of seconds, got {ttl}")
-    return float(ttl)
+    return None if ttl is None else check_seconds(ttl, "ttl")
 
 
 def check_max_field_bytes(value: object) -> int:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Self
 
+from sessionstore.clock import now_utc
 from sessionstore.keys import select_page
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
-from sessionstore.records import SessionData, now_utc
+from sessionstore.records import SessionData
 from sessionstore.store import AllUsers, PageCursor, SessionKey, SessionStore
 from sessionstore.urls import split_options
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from sessionstore.errors import MissingDependencyError
+from sessionstore.extras import EXTRAS, require
+
 __all__ = ["main"]
 
 
@@ -19,14 +22,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     Exit codes: 0 success, 1 bad argument or missing session, 2 store failure.
     """
     try:
-        # Imported here so that a missing extra gets one line naming it.
-        from sessionstore.cli.app import app  # noqa: PLC0415
-    except ImportError as exc:
-        if exc.name not in {"typer", "rich"}:
-            raise
+        for package in EXTRAS["cli"]:
+            require(package, "cli")
+    except MissingDependencyError as exc:
         sys.stderr.write(
-            f"sessionstore: error: the command line needs {exc.name!r}: "
-            "pip install 'sessionstore[cli]'\n"
+            f"sessionstore: error: the command line needs {exc.package!r}: {exc.command}\n"
         )
         sys.exit(1)
+    # Imported here so that ``import sessionstore.cli`` loads neither Typer nor Rich.
+    from sessionstore.cli.app import app  # noqa: PLC0415
+
     app(args=None if argv is None else list(argv), prog_name="sessionstore")

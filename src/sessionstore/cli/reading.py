@@ -15,8 +15,8 @@ from sessionstore.cli.output import out_console, plain, print_json, user_label, 
 from sessionstore.cli.runtime import JsonOption, UserOption, opened, run, state_of
 from sessionstore.errors import InvalidParameterError, MissingDependencyError, NotFoundError
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
-from sessionstore.records import entry_to_record, trace_to_record
 from sessionstore.store import SessionStore
+from sessionstore.stored import entry_to_record, trace_to_record
 from sessionstore.urls import open_store
 
 __all__ = ["register"]
