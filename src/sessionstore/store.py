@@ -1,31 +1,32 @@
 """The ``SessionStore`` contract every backend implements (SPEC §2).
 
 Public methods validate their arguments, build ids and timestamps, and then
-call one small abstract step (``_append``, ``_latest``, ...). A backend is only
-storage: it never re-validates or re-formats.
+call one small step (``_append``, ``_latest``, ...) declared, with what it must
+guarantee, in :mod:`sessionstore.backend_steps`. A backend is only storage: it
+never re-validates or re-formats.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
+from sessionstore.backend_steps import BackendSteps
+from sessionstore.clock import now_utc
 from sessionstore.errors import InvalidParameterError, StoreError
 from sessionstore.keys import ALL_USERS, AllUsers, PageCursor, SessionKey
 from sessionstore.models import (
-    SessionInfo,
     SessionPage,
     SessionQAEntry,
     SessionQAUpdate,
     SessionTraceStep,
     UsedGraphElementIds,
 )
-from sessionstore.records import SessionData, now_utc
+from sessionstore.records import SessionData
 from sessionstore.validation import (
     DEFAULT_MAX_FIELD_BYTES,
     check_json,
@@ -39,13 +40,10 @@ from sessionstore.validation import (
     normalize_qa_id,
 )
 
-if TYPE_CHECKING:
-    from sessionstore.locks import LockBackend
-
 __all__ = ["ALL_USERS", "AllUsers", "PageCursor", "SessionKey", "SessionStore"]
 
 
-class SessionStore(abc.ABC):
+class SessionStore(BackendSteps):
     """Conversation memory: per user and session, entries, a graph context, traces.
 
     Use it as an async context manager, or call :meth:`open` (optional; the
@@ -76,14 +74,6 @@ class SessionStore(abc.ABC):
     def describe(self) -> str:
         """Return where this store keeps its data, without credentials."""
         return type(self).__name__
-
-    def _lock_backend(self) -> LockBackend | None:
-        """Return the lock backend ``SessionManager.improve_lock`` uses, or ``None``.
-
-        A backend whose storage several processes share overrides this;
-        ``None`` lets :func:`sessionstore.locks.lock_backend_for` choose.
-        """
-        return None
 
     async def open(self) -> None:
         """Connect or create storage now rather than on the first call.
@@ -404,70 +394,3 @@ class SessionStore(abc.ABC):
             check_text(data.graph_context, "graph_context", self.max_field_bytes)
         await self._ready()
         await self._write_session(data)
-
-    # -- backend steps -------------------------------------------------------
-
-    @abc.abstractmethod
-    async def _open(self) -> None: ...
-
-    @abc.abstractmethod
-    async def _close(self) -> None: ...
-
-    @abc.abstractmethod
-    async def _append(self, key: SessionKey, entry: SessionQAEntry) -> None: ...
-
-    @abc.abstractmethod
-    async def _latest(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]: ...
-
-    @abc.abstractmethod
-    async def _all(self, key: SessionKey) -> list[SessionQAEntry]: ...
-
-    @abc.abstractmethod
-    async def _get(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None: ...
-
-    @abc.abstractmethod
-    async def _count(self, key: SessionKey) -> int: ...
-
-    @abc.abstractmethod
-    async def _update(self, key: SessionKey, qa_id: str, changes: dict[str, Any]) -> bool: ...
-
-    @abc.abstractmethod
-    async def _delete_entry(self, key: SessionKey, qa_id: str) -> bool: ...
-
-    @abc.abstractmethod
-    async def _latest_id(self, key: SessionKey) -> str | None: ...
-
-    @abc.abstractmethod
-    async def _delete_session(self, key: SessionKey) -> bool: ...
-
-    @abc.abstractmethod
-    async def _prune(self) -> None: ...
-
-    @abc.abstractmethod
-    async def _list_sessions(
-        self, user_id: str | None, limit: int, after: PageCursor | None
-    ) -> list[SessionInfo]:
-        """Return up to ``limit`` sessions sorted after ``after``."""
-
-    @abc.abstractmethod
-    async def _get_graph_context(self, key: SessionKey) -> str | None: ...
-
-    @abc.abstractmethod
-    async def _set_graph_context(self, key: SessionKey, context: str) -> None: ...
-
-    @abc.abstractmethod
-    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None: ...
-
-    @abc.abstractmethod
-    async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]: ...
-
-    @abc.abstractmethod
-    def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
-        """Yield the key of every live session matching ``user_filter``."""
-
-    @abc.abstractmethod
-    async def _read_session(self, key: SessionKey) -> SessionData | None: ...
-
-    @abc.abstractmethod
-    async def _write_session(self, data: SessionData) -> None:
-        """Replace the session ``data`` names with ``data``, atomically."""

@@ -1,0 +1,179 @@
+"""The steps a backend implements, and what each must guarantee (SPEC §2).
+
+:class:`~sessionstore.store.SessionStore` validates every call and then runs
+one of these steps; a backend subclasses ``SessionStore`` and implements them.
+``docs/contributing.md`` walks through adding a backend.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from sessionstore.keys import AllUsers, PageCursor, SessionKey
+
+if TYPE_CHECKING:
+    from sessionstore.locks import LockBackend
+    from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
+    from sessionstore.records import SessionData
+
+__all__ = ["BackendSteps"]
+
+
+class BackendSteps(abc.ABC):
+    """The storage steps behind :class:`~sessionstore.store.SessionStore`.
+
+    What every step may rely on: the store is open, every argument was
+    validated by the public method (ids, sizes, JSON), ids and timestamps are
+    made, and ``key.user_id`` is ``None`` for the anonymous user. What every
+    step must guarantee:
+
+    - Atomic: a writing step is all or nothing, as seen by every reader in
+      every process sharing the storage, whatever the call's concurrency.
+    - Order: entries and trace steps come back in the order their writes
+      committed, per session, even when several processes write at once.
+    - Expiry (``self.ttl``): every step that writes to a session sets its
+      expiry to ``ttl`` seconds from now ("writes slide"); reads never change
+      it. An expired session is invisible to every read, and the next write
+      to it starts a new, empty session.
+    - A session exists while it holds an entry, a trace step or a graph
+      context; the write that removes the last of them ends it (it leaves
+      ``list_sessions``).
+    - Errors: driver exceptions are translated once, at the backend's edge,
+      to StoreError (StoreUnavailableError when the storage cannot be
+      reached or did not answer in time), never raised as they are.
+    """
+
+    def _lock_backend(self) -> LockBackend | None:
+        """Return the lock backend ``SessionManager.improve_lock`` uses: the one hook for locks.
+
+        Called once per store, after it is open. A backend whose storage
+        several processes share returns locks kept in that storage, named
+        within the identity of its data (a resolved path, a key prefix, a
+        database and table prefix; see :func:`sessionstore.locks.lock_digest`),
+        so that every process reaching the same data excludes the others
+        however its URL was spelled. Driver errors are translated by the
+        backend's own translator. ``None`` (the default) means process-local
+        locks.
+        """
+        return None
+
+    @abc.abstractmethod
+    async def _open(self) -> None:
+        """Connect, create or migrate storage; called once, by :meth:`open`."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Release what :meth:`_open` acquired; never close an injected client."""
+
+    @abc.abstractmethod
+    async def _append(self, key: SessionKey, entry: SessionQAEntry) -> None:
+        """Store a new entry after every existing one; create the session if needed.
+
+        Slides expiry. ``entry.id`` is new; ``entry.created_at`` is now.
+        """
+
+    @abc.abstractmethod
+    async def _latest(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
+        """Return the newest ``last_n`` (>= 1) entries, oldest first.
+
+        Its cost must not grow with the number of entries in the session.
+        """
+
+    @abc.abstractmethod
+    async def _all(self, key: SessionKey) -> list[SessionQAEntry]:
+        """Return every entry, oldest first (``[]`` for no session)."""
+
+    @abc.abstractmethod
+    async def _get(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None:
+        """Return the entry ``qa_id`` (a canonical UUID) of the session, or ``None``."""
+
+    @abc.abstractmethod
+    async def _count(self, key: SessionKey) -> int:
+        """Return how many entries the session holds, without reading them."""
+
+    @abc.abstractmethod
+    async def _update(self, key: SessionKey, qa_id: str, changes: dict[str, Any]) -> bool:
+        """Replace the fields in ``changes`` (maybe none) of one entry, atomically.
+
+        ``changes`` maps field names to new values (``None`` clears). Slides
+        expiry when the entry exists; returns ``False`` and writes nothing
+        when it does not. Two concurrent updates of different fields both land.
+        """
+
+    @abc.abstractmethod
+    async def _delete_entry(self, key: SessionKey, qa_id: str) -> bool:
+        """Delete one entry; ``True`` only if it existed. Slides expiry if it did."""
+
+    async def _latest_id(self, key: SessionKey) -> str | None:
+        """Return the id of the newest entry, or ``None``.
+
+        The default reads the newest entry; override it where the id alone is cheaper.
+        """
+        newest = await self._latest(key, 1)
+        return newest[0].id if newest else None
+
+    @abc.abstractmethod
+    async def _delete_session(self, key: SessionKey) -> bool:
+        """Delete the session's entries, trace steps and graph context, atomically.
+
+        Returns:
+            ``True`` if any of them existed (an expired session does not).
+
+        """
+
+    @abc.abstractmethod
+    async def _prune(self) -> None:
+        """Delete every session of this store's namespace, and nothing outside it."""
+
+    @abc.abstractmethod
+    async def _list_sessions(
+        self, user_id: str | None, limit: int, after: PageCursor | None
+    ) -> list[SessionInfo]:
+        """Return up to ``limit`` live sessions of ``user_id``, sorted after ``after``.
+
+        The order is ``updated_at`` descending, then ``session_id`` ascending;
+        ``after`` is the last session of the previous page. The cost must not
+        grow with the number of entries, only with the page.
+        """
+
+    @abc.abstractmethod
+    async def _get_graph_context(self, key: SessionKey) -> str | None:
+        """Return the session's graph context, or ``None`` if it has none."""
+
+    @abc.abstractmethod
+    async def _set_graph_context(self, key: SessionKey, context: str) -> None:
+        """Replace the session's graph context; create the session if needed. Slides expiry."""
+
+    @abc.abstractmethod
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
+        """Store a trace step after every existing one; create the session if needed.
+
+        Slides expiry. ``step.created_at`` is now.
+        """
+
+    @abc.abstractmethod
+    async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
+        """Return the newest ``last_n`` (>= 1; ``None``: all) trace steps, oldest first."""
+
+    @abc.abstractmethod
+    def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
+        """Yield the key of every live session matching ``user_filter``, once each.
+
+        It must not hold the whole namespace in memory; sessions written
+        while it runs may or may not be yielded.
+        """
+
+    @abc.abstractmethod
+    async def _read_session(self, key: SessionKey) -> SessionData | None:
+        """Return the whole session as one consistent snapshot, or ``None``."""
+
+    @abc.abstractmethod
+    async def _write_session(self, data: SessionData) -> None:
+        """Replace the session ``data`` names with ``data``, atomically.
+
+        Keeps the entries' ids, times and order and the session's
+        ``created_at``/``updated_at``; the expiry starts again from now. An
+        empty ``data`` ends the session.
+        """
