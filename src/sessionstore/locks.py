@@ -1,10 +1,10 @@
 """The try-locks behind ``SessionManager.improve_lock`` (SPEC §6).
 
 A lock backend hands out at most one holder per lock name. Where the store's
-storage is shared, so is the lock (see :mod:`sessionstore.lock_backends`:
-SQLite, Redis, PostgreSQL); everything else gets a process-local lock. A store
-names its lock backend by overriding ``SessionStore._lock_backend``, or a
-factory is registered for its class with :func:`register_lock_backend`.
+storage is shared, so is the lock: each backend supplies its own through the
+``SessionStore._lock_backend`` hook (``backends/<name>/lock.py``: SQLite lock
+rows, Redis tokens, PostgreSQL advisory locks, MySQL ``GET_LOCK``); a store
+that supplies none gets a process-local lock.
 
 Leased locks (SQLite, Redis) expire ``lease`` seconds after their last renewal,
 so a crashed holder blocks nobody for longer than that; a live holder renews
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
+import hashlib
 import json
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Protocol
 
 from sessionstore.errors import StoreError
 
@@ -34,8 +34,8 @@ __all__ = [
     "LocalLockBackend",
     "LockBackend",
     "lock_backend_for",
+    "lock_digest",
     "lock_name",
-    "register_lock_backend",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,15 @@ class LockBackend(Protocol):
 
         """
         ...
+
+
+def lock_digest(namespace: str, name: str) -> bytes:
+    """Return a digest naming lock ``name`` among the locks of ``namespace``.
+
+    A backend's namespace is the identity of its data (a resolved file path,
+    a key prefix, a database and table prefix), never the spelling of a URL.
+    """
+    return hashlib.sha256(json.dumps([namespace, name]).encode("utf-8")).digest()
 
 
 def lock_name(session_id: str, user_id: str | None) -> str:
@@ -153,45 +162,14 @@ class LeasedLock:
 
 # -- choosing a backend -------------------------------------------------------
 
-LockBackendFactory = Callable[["SessionStore"], "LockBackend | None"]
-
-# Store class -> "module:function" building its lock backend, imported on first use
-# so that no driver is imported before a store of that kind exists.
-_FACTORIES: dict[str, str | LockBackendFactory] = {
-    "sessionstore.backends.sqlite.SQLiteStore": "sessionstore.lock_backends:sqlite_locks",
-    "sessionstore.backends.files.FileStore": "sessionstore.lock_backends:file_locks",
-    "sessionstore.backends.redis.RedisStore": "sessionstore.lock_backends:redis_locks",
-    "sessionstore.backends.sql.SQLStore": "sessionstore.lock_backends:sql_locks",
-}
 _CHOSEN: weakref.WeakKeyDictionary[SessionStore, LockBackend] = weakref.WeakKeyDictionary()
-
-
-def register_lock_backend(store_class: type[SessionStore], factory: LockBackendFactory) -> None:
-    """Share ``improve_lock`` for stores of ``store_class`` through ``factory``.
-
-    Args:
-        store_class: the store's class (subclasses are not included).
-        factory: returns the store's lock backend, or ``None`` when this
-            store cannot share locks (its lock is then process-local).
-
-    """
-    _FACTORIES[f"{store_class.__module__}.{store_class.__qualname__}"] = factory
-
-
-def _factory_for(store: SessionStore) -> LockBackendFactory | None:
-    cls = type(store)
-    target = _FACTORIES.get(f"{cls.__module__}.{cls.__qualname__}")
-    if isinstance(target, str):
-        module_name, function = target.split(":")
-        target = cast("LockBackendFactory", getattr(importlib.import_module(module_name), function))
-    return target
 
 
 async def lock_backend_for(store: SessionStore) -> LockBackend:
     """Return the lock backend ``store``'s managers share, chosen once per store.
 
-    Opens the store first. The store's own ``_lock_backend()`` wins; then a
-    factory registered for its class; else a process-local backend.
+    Opens the store first, then asks its ``_lock_backend()`` hook; a store
+    that returns ``None`` gets a process-local backend.
 
     Raises:
         StoreError: the store is closed or cannot be opened.
@@ -200,11 +178,6 @@ async def lock_backend_for(store: SessionStore) -> LockBackend:
     await store.open()
     chosen = _CHOSEN.get(store)
     if chosen is None:
-        chosen = store._lock_backend()
-        if chosen is None:
-            factory = _factory_for(store)
-            chosen = None if factory is None else factory(store)
-        if chosen is None:
-            chosen = LocalLockBackend()
+        chosen = store._lock_backend() or LocalLockBackend()
         _CHOSEN[store] = chosen
     return chosen
