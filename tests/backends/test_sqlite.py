@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,56 +11,21 @@ import pytest
 
 from sessionstore import InvalidParameterError, StoreError, open_store
 from sessionstore.backends.sqlite import SQLiteStore
-from sessionstore.backends.sqlite_schema import SCHEMA_VERSION
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _writer(url: str, tag: str, count: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.writer_process", url, "shared", tag, str(count)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+from sessionstore.backends.sqlite import statements as sql
+from sessionstore.backends.sqlite.schema import SCHEMA_VERSION
+from tests.writer_process import USER, Writer
 
 
-async def test_four_processes_appending_lose_nothing(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'multi.db'}"
-    writers = [_writer(url, f"p{n}", 150) for n in range(4)]
-    outputs = [w.communicate(timeout=120)[0].split() for w in writers]
-    assert [w.returncode for w in writers] == [0, 0, 0, 0]
-    async with open_store(url) as store:
-        entries = await store.get_all_qa_entries("shared", "writer")
-        assert len(entries) == 600
-        assert await store.count_qa_entries("shared", "writer") == 600
-        assert {e.id for e in entries} == {qa_id for out in outputs for qa_id in out}
-        for n in range(4):
-            mine = [
-                int(e.question.split(":")[1]) for e in entries if e.question.startswith(f"p{n}:")
-            ]
-            assert mine == list(range(150))
-
-
-async def test_sigkill_loses_no_acknowledged_write(tmp_path: Path) -> None:
+async def test_file_passes_integrity_check_after_sigkill(tmp_path: Path) -> None:
+    # Nothing lost is a contract test (tests/contract/test_processes.py); here
+    # the SQLite file itself must stay sound when a writer dies mid-transaction.
     url = f"sqlite:///{tmp_path / 'crash.db'}"
-    writer = _writer(url, "w", 0)
-    assert writer.stdout is not None
-    acknowledged = []
-    while len(acknowledged) < 300:
-        line = await asyncio.to_thread(writer.stdout.readline)
-        assert line, "the writer stopped before it was killed"
-        acknowledged.append(line.strip())
-    writer.send_signal(signal.SIGKILL)
-    rest = writer.communicate(timeout=30)[0].split()
-    acknowledged += rest
-    assert writer.returncode == -signal.SIGKILL
+    writer = await Writer.start(url, "shared", "w", 0, size=64 * 1024)
+    acknowledged = [await writer.line() for _ in range(50)]
+    acknowledged += await writer.kill()
     async with open_store(url) as store:
-        stored = {e.id for e in await store.get_all_qa_entries("shared", "writer")}
+        stored = {e.id for e in await store.get_all_qa_entries("shared", USER)}
         assert set(acknowledged) <= stored
-        assert await store.count_qa_entries("shared", "writer") == len(stored)
-        new_id = await store.create_qa_entry("shared", "writer", "after crash", "a")
-        assert await store.latest_qa_id("shared", "writer") == new_id
     with sqlite3.connect(tmp_path / "crash.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
@@ -128,34 +91,45 @@ async def test_unwritable_location_raises_store_error(tmp_path: Path) -> None:
 
 
 def test_query_plans_use_indexes(tmp_path: Path) -> None:
+    """The statements every call sends (as the backend sends them) walk an index."""
     path = tmp_path / "plan.db"
     asyncio.run(_create(path))
-    now = 0
+    params = {
+        "user_key": "u",
+        "session_id": "s",
+        "now": 0,
+        "qa_id": "x",
+        "limit": 10,
+        "after_us": 0,
+        "after_id": "s",
+        "after_user_key": "",
+        "after_session_id": "",
+        "qa": 1,
+        "traces": 0,
+        "expires_us": None,
+    }
     queries = {
-        "latest": (
-            "SELECT id FROM entries WHERE user_key = ? AND session_id = ?"
-            " ORDER BY seq DESC LIMIT 10",
-            ("u", "s"),
-        ),
-        "by id": (
-            "SELECT 1 FROM entries WHERE user_key = ? AND session_id = ? AND id = ?",
-            ("u", "s", "x"),
-        ),
-        "count": (
-            "SELECT qa_count FROM sessions WHERE user_key = ? AND session_id = ?",
-            ("u", "s"),
-        ),
-        "list": (
-            "SELECT session_id FROM sessions WHERE user_key = ?"
-            " AND (expires_us IS NULL OR expires_us > ?)"
-            " ORDER BY updated_us DESC, session_id ASC LIMIT 50",
-            ("u", now),
-        ),
-        "expired": ("SELECT user_key FROM sessions WHERE expires_us <= ? LIMIT 100", (now,)),
+        "latest": sql.LATEST_ENTRIES,
+        "by id": sql.ONE_ENTRY,
+        "exists": sql.ENTRY_EXISTS,
+        "latest id": sql.LATEST_ENTRY_ID,
+        "count": sql.COUNT_ENTRIES,
+        "list": sql.LIST_SESSIONS,
+        "list after": sql.LIST_SESSIONS_AFTER,
+        "keys": sql.SESSION_KEYS,
+        "keys of user": sql.SESSION_KEYS_OF_USER,
+        "traces": sql.LATEST_TRACES,
+        "graph": sql.LIVE_GRAPH_CONTEXT,
+        "session row": sql.SESSION_FOR_WRITE,
+        "next seq": sql.NEXT_SEQ,
+        "delete entry": sql.DELETE_ENTRY,
+        "expired": sql.EXPIRED_SESSIONS,
     }
     with sqlite3.connect(path) as conn:
-        for name, (sql, args) in queries.items():
-            plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+        for name, statement in queries.items():
+            plan = " ".join(
+                row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params)
+            )
             assert "SCAN" not in plan.replace("SCAN CONSTANT", ""), (name, plan)
             assert "TEMP B-TREE" not in plan, (name, plan)
 

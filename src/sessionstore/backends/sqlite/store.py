@@ -1,0 +1,319 @@
+"""``sqlite:///path.db``: the embedded default, on the standard library's sqlite3.
+
+One connection per store lives in one worker thread (``connection.py``), so the
+event loop never blocks. WAL journaling lets readers run beside a writer;
+every read-modify-write is one ``BEGIN IMMEDIATE`` transaction
+(``transactions.py``), and ``busy_timeout`` makes other processes wait their
+turn instead of failing. Order comes from a per-session sequence in the
+``sessions`` row; counts live there too, so ``count`` and ``list_sessions``
+never scan entries.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Self
+
+from sessionstore.backends.sqlite import statements as sql
+from sessionstore.backends.sqlite.codec import (
+    changes_to_params,
+    entry_from_row,
+    entry_to_params,
+    key_params,
+    session_from_rows,
+    session_info_from_row,
+    session_to_rows,
+    user_id_of,
+    user_key_of,
+)
+from sessionstore.backends.sqlite.connection import SQLiteConnection
+from sessionstore.backends.sqlite.lock import SQLiteLockBackend
+from sessionstore.backends.sqlite.transactions import (
+    Transactions,
+    delete_session_rows,
+    session_params,
+)
+from sessionstore.clock import now_utc, to_micros
+from sessionstore.errors import InvalidParameterError
+from sessionstore.keys import AllUsers, PageCursor, SessionKey
+from sessionstore.locks import LockBackend
+from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
+from sessionstore.records import SessionData
+from sessionstore.store import SessionStore
+from sessionstore.stored import trace_from_json, trace_to_json
+from sessionstore.urls import split_options
+
+__all__ = ["SQLiteStore"]
+
+_KEYS_PAGE = 500
+_IN_MEMORY = frozenset({"", ":memory:"})
+
+
+def _path_from_url(url: str) -> Path:
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/") or rest == "/":
+        raise InvalidParameterError(
+            f"SQLite URL must be sqlite:///relative/path.db or sqlite:////absolute/path.db, "
+            f"got {url!r}"
+        )
+    return Path(rest[1:])
+
+
+class SQLiteStore(SessionStore):
+    """Stores sessions in one SQLite database file, safe for several processes.
+
+    Open it with ``open_store("sqlite:///path.db")`` or construct it directly.
+
+    Args:
+        path: the database file; its directory is created on first use.
+        busy_timeout: seconds to wait for another process's write lock before
+            raising :class:`StoreUnavailableError` (default 5).
+        synchronous: ``"normal"`` (the default) keeps every acknowledged
+            write through a crash of the process; ``"full"`` also through a
+            power loss, at the cost of an fsync per write.
+        **options: ``ttl`` and ``max_field_bytes`` (see :class:`SessionStore`).
+
+    Raises:
+        InvalidParameterError: a bad option.
+
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 5.0,
+        synchronous: str = "normal",
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.path = Path(path)
+        self._db = SQLiteConnection(self.path, busy_timeout=busy_timeout, synchronous=synchronous)
+        self._tx = Transactions(self._expires_at)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build a store from ``sqlite:///rel.db`` or ``sqlite:////abs.db``."""
+        base, merged = split_options(
+            url, options, {"busy_timeout": float, "synchronous": str.lower}
+        )
+        return cls(_path_from_url(base), **merged)
+
+    def describe(self) -> str:
+        """Return the database file's URL."""
+        return f"sqlite:///{self.path}"
+
+    def _lock_backend(self) -> LockBackend | None:
+        if str(self.path) in _IN_MEMORY:
+            return None
+        return SQLiteLockBackend(self.path, busy_timeout=self._db.busy_timeout)
+
+    async def _open(self) -> None:
+        await self._db.open()
+
+    async def _close(self) -> None:
+        await self._db.close()
+
+    async def _rows(self, statement: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+        def work(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return conn.execute(statement, params).fetchall()
+
+        return await self._db.run(work)
+
+    async def _value(self, statement: str, column: str, params: dict[str, Any]) -> Any:
+        """Return ``column`` of the first row, or ``None`` without a row."""
+
+        def work(conn: sqlite3.Connection) -> Any:
+            row = conn.execute(statement, params).fetchone()
+            return None if row is None else row[column]
+
+        return await self._db.run(work)
+
+    # -- entries -------------------------------------------------------------
+
+    async def _append(self, key: SessionKey, entry: SessionQAEntry) -> None:
+        params = entry_to_params(entry)
+        params.update(key_params(key))
+
+        def work(conn: sqlite3.Connection) -> None:
+            with self._tx.begin(conn):
+                params["seq"] = self._tx.next_seq(conn, key, qa=1, traces=0)
+                conn.execute(sql.INSERT_ENTRY, params)
+
+        await self._db.run(work)
+
+    async def _latest_entries(self, key: SessionKey, limit: int) -> list[SessionQAEntry]:
+        rows = await self._rows(sql.LATEST_ENTRIES, {**session_params(key), "limit": limit})
+        return [entry_from_row(row, key) for row in reversed(rows)]
+
+    async def _latest(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
+        return await self._latest_entries(key, last_n)
+
+    async def _all(self, key: SessionKey) -> list[SessionQAEntry]:
+        return await self._latest_entries(key, -1)
+
+    async def _get(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None:
+        rows = await self._rows(sql.ONE_ENTRY, {**session_params(key), "qa_id": qa_id})
+        return entry_from_row(rows[0], key) if rows else None
+
+    async def _count(self, key: SessionKey) -> int:
+        return int(await self._value(sql.COUNT_ENTRIES, "qa_count", session_params(key)) or 0)
+
+    async def _latest_id(self, key: SessionKey) -> str | None:
+        latest: str | None = await self._value(sql.LATEST_ENTRY_ID, "id", session_params(key))
+        return latest
+
+    async def _update(self, key: SessionKey, qa_id: str, changes: dict[str, Any]) -> bool:
+        params = changes_to_params(changes)
+        params.update(key_params(key), qa_id=qa_id)
+        update = sql.update_entry(changes) if changes else None
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with self._tx.write(conn, key) as row:
+                if row is None or not conn.execute(sql.ENTRY_EXISTS, params).fetchone():
+                    conn.execute("ROLLBACK")
+                    return False
+                if update is not None:
+                    conn.execute(update, params)
+                self._tx.touch(conn, key, row)
+                return True
+
+        return await self._db.run(work)
+
+    async def _delete_entry(self, key: SessionKey, qa_id: str) -> bool:
+        params = {**key_params(key), "qa_id": qa_id}
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with self._tx.write(conn, key) as row:
+                if row is None or not conn.execute(sql.DELETE_ENTRY, params).rowcount:
+                    conn.execute("ROLLBACK")
+                    return False
+                self._tx.touch(conn, key, row, qa=-1)
+                return True
+
+        return await self._db.run(work)
+
+    # -- sessions --------------------------------------------------------------
+
+    async def _delete_session(self, key: SessionKey) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            with self._tx.write(conn, key) as row:
+                if row is not None:
+                    delete_session_rows(conn, key_params(key))
+                return row is not None
+
+        return await self._db.run(work)
+
+    async def _prune(self) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in sql.PRUNE:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+
+        await self._db.run(work)
+
+    async def _list_sessions(
+        self, user_id: str | None, limit: int, after: PageCursor | None
+    ) -> list[SessionInfo]:
+        params: dict[str, Any] = {
+            "user_key": user_key_of(user_id),
+            "now": to_micros(now_utc()),
+            "limit": limit,
+        }
+        statement = sql.LIST_SESSIONS
+        if after is not None:
+            statement = sql.LIST_SESSIONS_AFTER
+            params.update(after_us=to_micros(after.updated_at), after_id=after.session_id)
+        return [session_info_from_row(row, user_id) for row in await self._rows(statement, params)]
+
+    # -- graph context and traces --------------------------------------------
+
+    async def _get_graph_context(self, key: SessionKey) -> str | None:
+        context: str | None = await self._value(
+            sql.LIVE_GRAPH_CONTEXT, "context", session_params(key)
+        )
+        return context
+
+    async def _set_graph_context(self, key: SessionKey, context: str) -> None:
+        params = key_params(key)
+
+        def work(conn: sqlite3.Connection) -> None:
+            with self._tx.write(conn, key) as row:
+                self._tx.touch(conn, key, row, graph=True)
+                conn.execute(sql.INSERT_GRAPH_CONTEXT, {**params, "context": context})
+
+        await self._db.run(work)
+
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
+        params = {**key_params(key), "body": trace_to_json(step)}
+
+        def work(conn: sqlite3.Connection) -> None:
+            with self._tx.begin(conn):
+                params["seq"] = self._tx.next_seq(conn, key, qa=0, traces=1)
+                conn.execute(sql.INSERT_TRACE, params)
+
+        await self._db.run(work)
+
+    async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
+        limit = -1 if last_n is None else last_n
+        rows = await self._rows(sql.LATEST_TRACES, {**session_params(key), "limit": limit})
+        return [trace_from_json(row["body"]) for row in reversed(rows)]
+
+    # -- export and import ---------------------------------------------------
+
+    async def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
+        if isinstance(user_filter, AllUsers):
+            statement = sql.SESSION_KEYS
+            params: dict[str, Any] = {"after_user_key": "", "after_session_id": ""}
+        else:
+            statement = sql.SESSION_KEYS_OF_USER
+            params = {"user_key": user_key_of(user_filter), "after_session_id": ""}
+        params["limit"] = _KEYS_PAGE
+        while True:
+            rows = await self._rows(statement, dict(params))
+            for row in rows:
+                yield SessionKey(row["session_id"], user_id_of(row["user_key"]))
+            if len(rows) < _KEYS_PAGE:
+                return
+            params.update(
+                after_user_key=rows[-1]["user_key"], after_session_id=rows[-1]["session_id"]
+            )
+
+    async def _read_session(self, key: SessionKey) -> SessionData | None:
+        params = session_params(key)
+
+        def work(conn: sqlite3.Connection) -> SessionData | None:
+            conn.execute("BEGIN")
+            try:
+                session = conn.execute(sql.SESSION_TIMES, params).fetchone()
+                entries = conn.execute(sql.SNAPSHOT_ENTRIES, params).fetchall()
+                graph = conn.execute(sql.SNAPSHOT_GRAPH_CONTEXT, params).fetchone()
+                traces = conn.execute(sql.SNAPSHOT_TRACES, params).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            return (
+                None if session is None else session_from_rows(key, session, entries, graph, traces)
+            )
+
+        return await self._db.run(work)
+
+    async def _write_session(self, data: SessionData) -> None:
+        key = SessionKey(data.session_id, data.user_id)
+        expires = self._expires_at(now_utc())
+        rows = session_to_rows(data, None if expires is None else to_micros(expires))
+
+        def work(conn: sqlite3.Connection) -> None:
+            with self._tx.write(conn, key):
+                delete_session_rows(conn, rows.session)
+                if not rows.entries and not rows.traces and rows.graph is None:
+                    return
+                conn.execute(sql.INSERT_SESSION, rows.session)
+                conn.executemany(sql.INSERT_ENTRY, rows.entries)
+                conn.executemany(sql.INSERT_TRACE, rows.traces)
+                if rows.graph is not None:
+                    conn.execute(sql.INSERT_GRAPH_CONTEXT, rows.graph)
+
+        await self._db.run(work)
