@@ -21,7 +21,8 @@ from sessionstore import (
     open_store,
 )
 from sessionstore.backends.files import FileStore
-from sessionstore.backends.files_layout import decode_name, session_dir_name, user_dir_name
+from sessionstore.backends.files.layout import decode_name, session_dir_name, user_dir_name
+from tests.writer_process import USER, Writer
 
 
 @pytest.fixture
@@ -370,3 +371,21 @@ async def test_expired_sessions_are_removed_lazily(root: Path) -> None:
         for i in range(10):  # writes elsewhere sweep a few directories each
             await store.create_qa_entry(f"busy{i}", "w", "q", "a")
         assert not (root / "u-v" / "s-never-read").exists()
+
+
+async def test_lines_stay_whole_and_numbered_after_sigkill(root: Path) -> None:
+    # Nothing lost is a contract test (tests/contract/test_processes.py); here
+    # the log itself: after writers die mid-append and the next writer repairs
+    # the tail, every line parses and the record numbers only increase.
+    url = f"file://{root}"
+    for round_ in range(3):
+        writer = await Writer.start(url, "shared", f"r{round_}", 0, size=300_000)
+        for _ in range(5 + 3 * round_):
+            await writer.line()
+        await writer.kill()
+        async with open_store(url) as store:
+            await store.create_qa_entry("shared", USER, "after the kill", "a")
+    entries_file = root / user_dir_name(USER) / session_dir_name("shared") / "entries.jsonl"
+    numbers = [json.loads(line)["n"] for line in entries_file.read_bytes().splitlines()]
+    assert numbers == sorted(set(numbers))
+    assert len(numbers) >= 3 * 6

@@ -1,47 +1,48 @@
 """``file://``: conversation memory as plain files a person can read and grep.
 
 One directory per user and per session under the root, entries and trace
-steps as JSON Lines, the graph context as a small JSON file (the layout is in
-``files_layout``, the commit protocol in ``files_session``, and both in
-``docs/backends/files.md``). Every call takes the session's ``flock``, so
-several processes and threads can share one root; every blocking call runs in
-a worker thread.
+steps as JSON Lines, the graph context as a small JSON file (names in
+``layout.py``, what the lines hold in ``codec.py``, the commit protocol in
+``session.py``, all of it in ``docs/backends/files.md``). Every call takes the
+session's ``flock``, so several processes and threads can share one root; every
+blocking call runs in a worker thread (:meth:`StoreRoot.run`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ParamSpec, Self, TypeVar
+from typing import Any, Self
 from urllib.parse import unquote
 
-from sessionstore.backends.files_layout import session_lock
-from sessionstore.backends.files_root import StoreRoot
-from sessionstore.backends.files_session import ENTRIES, TRACES, SessionDir
-from sessionstore.backends.files_state import State
-from sessionstore.errors import InvalidParameterError, StoreError
-from sessionstore.keys import select_page
-from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
-from sessionstore.records import (
-    SessionData,
-    entry_from_record,
-    entry_to_record,
-    now_utc,
-    trace_from_record,
-    trace_to_record,
+from sessionstore.backends.files.codec import (
+    ADD,
+    UPDATE,
+    decode_entry,
+    decode_trace,
+    delete_line,
+    encode_entry,
+    encode_trace,
+    entry_line,
 )
-from sessionstore.store import AllUsers, PageCursor, SessionKey, SessionStore
+from sessionstore.backends.files.layout import session_lock
+from sessionstore.backends.files.lock import file_locks
+from sessionstore.backends.files.root import StoreRoot
+from sessionstore.backends.files.session import SessionDir
+from sessionstore.backends.files.state import State
+from sessionstore.clock import now_utc
+from sessionstore.errors import InvalidParameterError
+from sessionstore.keys import AllUsers, PageCursor, SessionKey, select_page
+from sessionstore.locks import LockBackend
+from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
+from sessionstore.records import SessionData
+from sessionstore.store import SessionStore
 from sessionstore.urls import split_options
 from sessionstore.validation import DEFAULT_MAX_FIELD_BYTES
 
 __all__ = ["FileStore"]
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 DURABILITY = ("flush", "fsync")
 
@@ -98,26 +99,12 @@ class FileStore(SessionStore):
         """Return ``file://`` and the root directory."""
         return f"file://{self.root}"
 
+    def _lock_backend(self) -> LockBackend | None:
+        """Return SQLite lock rows beside the root, named by its resolved path."""
+        assert self._dir.resolved is not None  # set by open(), which runs first
+        return file_locks(self._dir.resolved)
+
     # -- plumbing ------------------------------------------------------------
-
-    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        return await asyncio.to_thread(self._guarded, lambda: fn(*args, **kwargs))
-
-    def _guarded(self, call: Callable[[], T]) -> T:
-        try:
-            return call()
-        except OSError as exc:
-            raise self._os_error(exc) from exc
-
-    def _os_error(self, exc: OSError) -> StoreError:
-        where = exc.filename or self.root
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            advice = "the disk is full; free some space and retry"
-        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            advice = "make it writable by this process or choose another root directory"
-        else:
-            advice = "check the directory and retry"
-        return StoreError(f"file store at {self.root}: {where}: {exc.strerror}; {advice}")
 
     def _session(self, key: SessionKey) -> SessionDir:
         return self._dir.session(key)
@@ -133,7 +120,7 @@ class FileStore(SessionStore):
     # -- lifecycle -------------------------------------------------------------
 
     async def _open(self) -> None:
-        await self._call(self._dir.open)
+        await self._dir.run(self._dir.open)
 
     async def _close(self) -> None:
         """Nothing to release: no file stays open between calls."""
@@ -141,57 +128,57 @@ class FileStore(SessionStore):
     # -- entries ---------------------------------------------------------------
 
     async def _append(self, key: SessionKey, entry: SessionQAEntry) -> None:
-        await self._call(self._append_sync, key, entry)
+        await self._dir.run(self._append_sync, key, entry)
 
     def _append_sync(self, key: SessionKey, entry: SessionQAEntry) -> None:
         session = self._session(key)
         now, expires = self._times()
         with session.writing(now, expires, create=True) as write:
             assert write is not None
-            line = session.entry_line(write.state, "add", {"entry": entry_to_record(entry)})
-            session.append(write, ENTRIES, [line])
-            write.state.qa_count += 1
+            state = write.state
+            session.append_entries(write, [entry_line(state.take_n(), ADD, encode_entry(entry))])
+            state.qa_count += 1
         self._sweep(now)
 
     async def _latest(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
-        return await self._call(self._latest_sync, key, last_n)
+        return await self._dir.run(self._latest_sync, key, last_n)
 
     def _latest_sync(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
         session = self._session(key)
         with session.reading(now_utc()) as state:
             records = [] if state is None else session.latest_entries(state, last_n)
-        return [entry_from_record(r) for r in records]
+        return [decode_entry(r) for r in records]
 
     async def _all(self, key: SessionKey) -> list[SessionQAEntry]:
-        return await self._call(self._all_sync, key)
+        return await self._dir.run(self._all_sync, key)
 
     def _all_sync(self, key: SessionKey) -> list[SessionQAEntry]:
         session = self._session(key)
         with session.reading(now_utc()) as state:
-            live = {} if state is None else session.entries_by_id(state)
-        return [entry_from_record(record) for _, record in live.values()]
+            live = {} if state is None else session.live_entries(state)
+        return [decode_entry(record) for _, record in live.values()]
 
     async def _get(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None:
-        return await self._call(self._get_sync, key, qa_id)
+        return await self._dir.run(self._get_sync, key, qa_id)
 
     def _get_sync(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None:
         session = self._session(key)
         with session.reading(now_utc()) as state:
             record = None if state is None else session.find_entry(state, qa_id)
-        return None if record is None else entry_from_record(record)
+        return None if record is None else decode_entry(record)
 
     async def _count(self, key: SessionKey) -> int:
-        return await self._call(self._count_sync, key)
+        return await self._dir.run(self._count_sync, key)
 
     def _count_sync(self, key: SessionKey) -> int:
         with self._session(key).reading(now_utc()) as state:
             return 0 if state is None else state.qa_count
 
     async def _update(self, key: SessionKey, qa_id: str, changes: dict[str, Any]) -> bool:
-        return await self._call(self._change_sync, key, qa_id, changes)
+        return await self._dir.run(self._change_sync, key, qa_id, changes)
 
     async def _delete_entry(self, key: SessionKey, qa_id: str) -> bool:
-        return await self._call(self._change_sync, key, qa_id, None)
+        return await self._dir.run(self._change_sync, key, qa_id, None)
 
     def _change_sync(self, key: SessionKey, qa_id: str, changes: dict[str, Any] | None) -> bool:
         """Update an entry (``changes``) or delete it (``None``) by appending a record."""
@@ -205,18 +192,18 @@ class FileStore(SessionStore):
             if record is None:
                 return False
             if changes is None:
-                line = session.entry_line(state, "delete", {"id": qa_id})
+                line = delete_line(state.take_n(), qa_id)
                 state.qa_count -= 1
             else:
-                entry = entry_from_record(record).model_copy(update=changes)
-                line = session.entry_line(state, "update", {"entry": entry_to_record(entry)})
-            session.append(write, ENTRIES, [line])
+                entry = decode_entry(record).model_copy(update=changes)
+                line = entry_line(state.take_n(), UPDATE, encode_entry(entry))
+            session.append_entries(write, [line])
             session.compact_if_needed(state)
         self._sweep(now)
         return True
 
     async def _latest_id(self, key: SessionKey) -> str | None:
-        return await self._call(self._latest_id_sync, key)
+        return await self._dir.run(self._latest_id_sync, key)
 
     def _latest_id_sync(self, key: SessionKey) -> str | None:
         session = self._session(key)
@@ -227,7 +214,7 @@ class FileStore(SessionStore):
     # -- sessions ----------------------------------------------------------------
 
     async def _delete_session(self, key: SessionKey) -> bool:
-        return await self._call(self._delete_session_sync, key)
+        return await self._dir.run(self._delete_session_sync, key)
 
     def _delete_session_sync(self, key: SessionKey) -> bool:
         now, expires = self._times()
@@ -238,12 +225,12 @@ class FileStore(SessionStore):
             return True
 
     async def _prune(self) -> None:
-        await self._call(self._dir.prune)
+        await self._dir.run(self._dir.prune)
 
     async def _list_sessions(
         self, user_id: str | None, limit: int, after: PageCursor | None
     ) -> list[SessionInfo]:
-        return await self._call(self._list_sessions_sync, user_id, limit, after)
+        return await self._dir.run(self._list_sessions_sync, user_id, limit, after)
 
     def _list_sessions_sync(
         self, user_id: str | None, limit: int, after: PageCursor | None
@@ -265,7 +252,7 @@ class FileStore(SessionStore):
     # -- graph context and traces ------------------------------------------------
 
     async def _get_graph_context(self, key: SessionKey) -> str | None:
-        return await self._call(self._get_graph_sync, key)
+        return await self._dir.run(self._get_graph_sync, key)
 
     def _get_graph_sync(self, key: SessionKey) -> str | None:
         session = self._session(key)
@@ -273,7 +260,7 @@ class FileStore(SessionStore):
             return None if state is None else session.read_graph(state)
 
     async def _set_graph_context(self, key: SessionKey, context: str) -> None:
-        await self._call(self._set_graph_sync, key, context)
+        await self._dir.run(self._set_graph_sync, key, context)
 
     def _set_graph_sync(self, key: SessionKey, context: str) -> None:
         session = self._session(key)
@@ -284,29 +271,29 @@ class FileStore(SessionStore):
         self._sweep(now)
 
     async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
-        await self._call(self._save_trace_sync, key, step)
+        await self._dir.run(self._save_trace_sync, key, step)
 
     def _save_trace_sync(self, key: SessionKey, step: SessionTraceStep) -> None:
         session = self._session(key)
         now, expires = self._times()
         with session.writing(now, expires, create=True) as write:
             assert write is not None
-            session.append(write, TRACES, [trace_to_record(step)])
+            session.append_traces(write, [encode_trace(step)])
         self._sweep(now)
 
     async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
-        return await self._call(self._read_traces_sync, key, last_n)
+        return await self._dir.run(self._read_traces_sync, key, last_n)
 
     def _read_traces_sync(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
         session = self._session(key)
         with session.reading(now_utc()) as state:
             records = [] if state is None else session.trace_records(state, last_n)
-        return [trace_from_record(r) for r in records]
+        return [decode_trace(r) for r in records]
 
     # -- export and import ---------------------------------------------------------
 
     async def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
-        for key in await self._call(self._session_keys_sync, user_filter):
+        for key in await self._dir.run(self._session_keys_sync, user_filter):
             yield key
 
     def _session_keys_sync(self, user_filter: str | AllUsers | None) -> list[SessionKey]:
@@ -324,7 +311,7 @@ class FileStore(SessionStore):
         ]
 
     async def _read_session(self, key: SessionKey) -> SessionData | None:
-        return await self._call(self._read_session_sync, key)
+        return await self._dir.run(self._read_session_sync, key)
 
     def _read_session_sync(self, key: SessionKey) -> SessionData | None:
         session = self._session(key)
@@ -337,23 +324,22 @@ class FileStore(SessionStore):
                 created_at=state.created_at,
                 updated_at=state.updated_at,
                 graph_context=session.read_graph(state),
-                entries=[entry_from_record(r) for _, r in session.entries_by_id(state).values()],
-                traces=[trace_from_record(r) for r in session.trace_records(state, None)],
+                entries=[decode_entry(r) for _, r in session.live_entries(state).values()],
+                traces=[decode_trace(r) for r in session.trace_records(state, None)],
             )
 
     async def _write_session(self, data: SessionData) -> None:
-        await self._call(self._write_session_sync, data)
+        await self._dir.run(self._write_session_sync, data)
 
     def _write_session_sync(self, data: SessionData) -> None:
         key = SessionKey(data.session_id, data.user_id)
         session = self._session(key)
         now, expires = self._times()
         state = State(key.session_id, key.user_id, data.created_at, data.updated_at, expires)
-        entries = [
-            {"n": n, "op": "add", "entry": entry_to_record(entry)}
-            for n, entry in enumerate(data.entries, start=1)
+        lines = [
+            entry_line(n, ADD, encode_entry(entry)) for n, entry in enumerate(data.entries, start=1)
         ]
-        traces = [trace_to_record(step) for step in data.traces]
+        traces = [encode_trace(step) for step in data.traces]
         with session_lock(session.path, exclusive=True, create=True):
-            session.replace(state, entries, traces, data.graph_context)
+            session.replace(state, lines, traces, data.graph_context)
         self._sweep(now)

@@ -1,4 +1,8 @@
-"""The root directory of a ``file://`` store: its marker, walking it, prune, sweep.
+"""The root directory of a ``file://`` store: what the store has instead of a connection.
+
+It runs the blocking calls in a worker thread and translates their
+:class:`OSError` into :class:`StoreError` (:meth:`StoreRoot.run`, the one
+place), and holds the marker, walking the root, prune and sweep.
 
 Only names this backend makes are touched: ``sessionstore.json``, user
 directories (``anonymous``, ``u-*``, ``uh-*``) and, inside them, session
@@ -8,6 +12,7 @@ person puts under the root is left alone.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -15,31 +20,36 @@ import os
 import threading
 import uuid
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
-from sessionstore.backends.files_layout import (
+from sessionstore.backends.files.layout import (
+    LAYOUT,
+    MARKER,
     is_session_dir_name,
     is_user_dir_name,
     session_dir_name,
     session_lock,
     user_dir_name,
 )
-from sessionstore.backends.files_session import SessionDir
-from sessionstore.backends.files_state import State
+from sessionstore.backends.files.session import SessionDir
+from sessionstore.backends.files.state import State
 from sessionstore.errors import StoreError
-from sessionstore.store import SessionKey
+from sessionstore.keys import SessionKey
 
-__all__ = ["LAYOUT", "MARKER", "StoreRoot"]
+__all__ = ["StoreRoot"]
 
-MARKER = "sessionstore.json"
-LAYOUT = "sessionstore.files/1"
+P = ParamSpec("P")
+T = TypeVar("T")
+
 # Session directories checked for expiry after each write (ttl stores only).
 SWEEP_STEP = 2
 
 
 class StoreRoot:
-    """The directory holding one store; methods do blocking I/O (run them in a thread).
+    """The directory holding one store; methods but :meth:`run` do blocking I/O.
 
     Args:
         path: the absolute root directory.
@@ -49,12 +59,46 @@ class StoreRoot:
     def __init__(self, path: Path, *, sync: bool) -> None:
         self.path = path
         self.sync = sync
+        self.resolved: Path | None = None
         self._sweep_lock = threading.Lock()
         self._sweep_users: deque[Path] = deque()
         self._sweep_sessions: deque[Path] = deque()
 
+    # -- running calls -----------------------------------------------------------
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run the blocking ``fn`` in a worker thread.
+
+        Raises:
+            StoreError: ``fn`` raised :class:`OSError`; the message names the
+                path and what to do.
+        """
+        return await asyncio.to_thread(self._translated, lambda: fn(*args, **kwargs))
+
+    def _translated(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except OSError as exc:
+            raise self.translate(exc) from exc
+
+    def translate(self, exc: OSError) -> StoreError:
+        """Return the :class:`StoreError` saying what ``exc`` means for this store."""
+        where = exc.filename or self.path
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            advice = "the disk is full; free some space and retry"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            advice = "make it writable by this process or choose another root directory"
+        else:
+            advice = "check the directory and retry"
+        return StoreError(f"file store at {self.path}: {where}: {exc.strerror}; {advice}")
+
+    # -- the root ----------------------------------------------------------------
+
     def open(self) -> None:
         """Create the root and its marker, or check an existing marker.
+
+        Also sets :attr:`resolved`, the root's real path (symbolic links and
+        ``..`` resolved): the identity of the store's data.
 
         Raises:
             OSError: the root cannot be created or written.
@@ -63,6 +107,7 @@ class StoreRoot:
         self.path.mkdir(parents=True, exist_ok=True)
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, "Permission denied", str(self.path))
+        self.resolved = self.path.resolve(strict=True)
         marker = self.path / MARKER
         try:
             raw = marker.read_bytes()

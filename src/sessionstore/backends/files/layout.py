@@ -1,9 +1,10 @@
-"""Where the ``file://`` backend keeps things: directory names and locks.
+"""Where the ``file://`` backend keeps things: file and directory names, and locks.
 
 Layout under the root (see ``docs/backends/files.md``)::
 
     <root>/sessionstore.json           marker: which layout this root holds
     <root>/<user dir>/<session dir>/   one directory per user and per session
+        state.json  entries.jsonl  traces.jsonl  graph.json  .lock
 
 A user directory is ``anonymous`` for the anonymous user (``user_id=None``),
 ``u-<encoded id>`` for any other user; a session directory is
@@ -27,7 +28,13 @@ from urllib.parse import unquote
 
 __all__ = [
     "ANONYMOUS_DIR",
+    "ENTRIES",
+    "GRAPH",
+    "LAYOUT",
     "LOCK_FILE",
+    "MARKER",
+    "STATE",
+    "TRACES",
     "decode_name",
     "is_session_dir_name",
     "is_user_dir_name",
@@ -36,8 +43,13 @@ __all__ = [
     "user_dir_name",
 ]
 
-ANONYMOUS_DIR = "anonymous"
+MARKER = "sessionstore.json"
+LAYOUT = "sessionstore.files/1"  # what the marker says this root holds
+# The files of a session directory (what each holds: ``session.py``).
+STATE, ENTRIES, TRACES, GRAPH = "state.json", "entries.jsonl", "traces.jsonl", "graph.json"
 LOCK_FILE = ".lock"
+
+ANONYMOUS_DIR = "anonymous"
 MAX_NAME_BYTES = 255
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _USER, _USER_HASHED = "u-", "uh-"

@@ -12,21 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sessionstore.backends.files_log import dump_line
+from sessionstore.backends.files.log import LogInfo, dump_line
 from sessionstore.errors import StoreError
 
-__all__ = ["STATE_FORMAT", "LogInfo", "State", "Write"]
+__all__ = ["STATE_FORMAT", "State", "Write"]
 
 STATE_FORMAT = "sessionstore.files.session/1"
-
-
-@dataclass(slots=True)
-class LogInfo:
-    """The committed part of one log: which file (inode), how long, how many lines."""
-
-    ino: int
-    size: int
-    lines: int
 
 
 @dataclass(slots=True)
@@ -47,6 +38,12 @@ class State:
     def expired(self, now: datetime) -> bool:
         """Return whether the session had expired at ``now``."""
         return self.expires_at is not None and self.expires_at <= now
+
+    def take_n(self) -> int:
+        """Return the number of the next line of ``entries.jsonl`` and advance it."""
+        n = self.next_n
+        self.next_n += 1
+        return n
 
     def is_empty(self) -> bool:
         """Return whether the session holds nothing (and so no longer exists)."""

@@ -13,20 +13,26 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sessionstore.errors import StoreError
+from sessionstore.stored import compact_json
 
 __all__ = [
+    "LogInfo",
     "append_lines",
     "dump_line",
     "fsync_dir",
     "last_line_end",
     "lines_backward",
     "lines_forward",
+    "open_committed",
     "parse_line",
     "set_aside",
+    "tail_records",
     "write_replace",
     "write_temp",
 ]
@@ -34,10 +40,18 @@ __all__ = [
 _CHUNK = 64 * 1024
 
 
+@dataclass(slots=True)
+class LogInfo:
+    """The committed part of one log: which file (inode), how long, how many lines."""
+
+    ino: int
+    size: int
+    lines: int
+
+
 def dump_line(record: dict[str, Any]) -> bytes:
     """Return ``record`` as one UTF-8 JSON line (newlines and NUL are escaped)."""
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-    return text.encode("utf-8") + b"\n"
+    return compact_json(record).encode("utf-8") + b"\n"
 
 
 def parse_line(path: Path, offset: int, line: bytes) -> dict[str, Any]:
@@ -104,6 +118,40 @@ def lines_forward(fd: int, end: int) -> Iterator[tuple[int, bytes]]:
             yield offset + start, line
             start += len(line) + 1
         offset += cut + 1
+
+
+@contextmanager
+def open_committed(path: Path, info: LogInfo | None) -> Iterator[tuple[int, int] | None]:
+    """Yield ``(fd, committed end)`` of the log at ``path``, or ``None`` if it is empty.
+
+    A log replaced since ``info`` was committed (a compaction that crashed
+    before its commit) is read up to its last complete line.
+    """
+    if info is None or not info.size:
+        yield None
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        same = os.fstat(fd).st_ino == info.ino
+        yield fd, info.size if same else last_line_end(fd)
+    finally:
+        os.close(fd)
+
+
+def tail_records(path: Path, info: LogInfo | None, count: int | None) -> list[dict[str, Any]]:
+    """Return the newest ``count`` committed records of a log (all if ``None``), oldest first."""
+    found: list[dict[str, Any]] = []
+    with open_committed(path, info) as log:
+        if log is None:
+            return found
+        if count is None:
+            return [parse_line(path, offset, line) for offset, line in lines_forward(*log)]
+        for offset, line in lines_backward(*log):
+            found.append(parse_line(path, offset, line))
+            if len(found) == count:
+                break
+    found.reverse()
+    return found
 
 
 def last_line_end(fd: int) -> int:

@@ -1,0 +1,13 @@
+"""``file://``: conversation memory as plain files; see :class:`FileStore`.
+
+Modules: ``store`` (the steps of the contract), ``root`` (the root directory:
+worker threads, error translation, marker, prune, sweep), ``session`` (one
+session directory and its commit protocol), ``repair`` (after a crash),
+``replay`` (reading ``entries.jsonl``), ``codec`` (what each line holds),
+``log`` (JSON Lines files), ``state`` (``state.json``), ``layout`` (names and
+the ``flock``), ``lock`` (``improve_lock``).
+"""
+
+from sessionstore.backends.files.store import FileStore
+
+__all__ = ["FileStore"]
