@@ -20,7 +20,7 @@ from sessionstore import (
     open_store,
 )
 from sessionstore.backends.redis import RedisStore
-from sessionstore.backends.redis_layout import (
+from sessionstore.backends.redis.layout import (
     decode_id,
     encode_id,
     is_own_key,

@@ -9,7 +9,7 @@ import pytest
 
 from sessionstore import SessionQAUpdate, SessionTraceStep
 from sessionstore.backends.redis import RedisStore
-from sessionstore.backends.redis_layout import session_keys
+from sessionstore.backends.redis.layout import session_keys
 from sessionstore.store import SessionKey
 from tests.contract.test_keys import TRICKY_IDS
 

@@ -1,4 +1,4 @@
-"""Where the Redis backend keeps things: key names and the stored forms.
+"""Where the Redis backend keeps things: the name of every key.
 
 Every key starts with the store's prefix. The parts of a key that come from
 user input (user id, session id) are percent-encoded so that only
@@ -13,40 +13,26 @@ key. ``None`` (the anonymous user) is ``~``, which no encoded string is::
     <prefix>:u:{<user>}:sessions            sorted set: session_id scored by -updated
 
 The ``{...}`` hash tag puts all keys of one session in one Cluster slot; each
-user's index lives in its own slot.
+user's index lives in its own slot. What the values hold is in :mod:`.codec`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Final
+from typing import Final
 from urllib.parse import quote, unquote
 
 from sessionstore.errors import InvalidParameterError
-from sessionstore.models import SessionQAEntry, SessionTraceStep, UsedGraphElementIds
-from sessionstore.records import (
-    entry_from_record,
-    entry_to_record,
-    trace_from_record,
-    trace_to_record,
-)
-from sessionstore.store import SessionKey
+from sessionstore.keys import SessionKey
 
 __all__ = [
     "DEFAULT_PREFIX",
     "SessionKeys",
     "check_prefix",
-    "decode_entry",
     "decode_id",
-    "decode_trace",
-    "encode_changes",
-    "encode_entry",
     "encode_id",
-    "encode_trace",
     "is_own_key",
     "parse_session_key",
     "prune_patterns",
@@ -160,58 +146,3 @@ def parse_session_key(prefix: str, meta_key: str) -> SessionKey | None:
 def is_own_key(prefix: str, key: str) -> bool:
     """Return whether ``key`` has the exact shape of a key this store writes."""
     return _own_re(prefix).fullmatch(key) is not None
-
-
-# -- stored forms --------------------------------------------------------------
-#
-# An entry is stored as its JSON record, except that the free-form JSON fields
-# hold their value as a JSON text (a string). The update script merges records
-# with cjson, which would round floats and big ints if it decoded those values;
-# as strings they pass through it exactly. Every other field is a string, null
-# or a small int, which cjson keeps as they are.
-
-_NESTED: Final = ("used_graph_element_ids", "memify_metadata", "metadata")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _nest(record: dict[str, Any]) -> dict[str, Any]:
-    for name in _NESTED:
-        if record.get(name) is not None:
-            record[name] = _dumps(record[name])
-    return record
-
-
-def encode_entry(entry: SessionQAEntry) -> str:
-    """Return the stored form of ``entry``."""
-    return _dumps(_nest(entry_to_record(entry)))
-
-
-def encode_changes(changes: Mapping[str, Any]) -> str:
-    """Return the stored form of an update's changed fields, to merge into an entry."""
-    plain = {
-        name: value.model_dump() if isinstance(value, UsedGraphElementIds) else value
-        for name, value in changes.items()
-    }
-    return _dumps(_nest(plain))
-
-
-def decode_entry(stored: bytes | str) -> SessionQAEntry:
-    """Rebuild an entry from :func:`encode_entry`'s form (merged or not)."""
-    record = json.loads(stored)
-    for name in _NESTED:
-        if record.get(name) is not None:
-            record[name] = json.loads(record[name])
-    return entry_from_record(record)
-
-
-def encode_trace(step: SessionTraceStep) -> str:
-    """Return the stored form of a trace step."""
-    return _dumps(trace_to_record(step))
-
-
-def decode_trace(stored: bytes | str) -> SessionTraceStep:
-    """Rebuild a trace step from :func:`encode_trace`'s form."""
-    return trace_from_record(json.loads(stored))

@@ -1,4 +1,4 @@
-"""The Redis backend's Lua scripts: loaded from package data, called by SHA.
+"""The Redis backend's Lua scripts: loaded from ``scripts/``, called by SHA.
 
 Each script is sent once per server (``EVALSHA``); when a server does not know
 it (``NOSCRIPT``: restarted, failed over, ``SCRIPT FLUSH``) it is sent whole
@@ -12,11 +12,11 @@ import hashlib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["LuaScript", "run_script", "script"]
 
-_WRITE_SCRIPTS = frozenset(
+_WRITE_SCRIPTS: Final = frozenset(
     {
         "append",
         "update",
@@ -39,13 +39,13 @@ class LuaScript:
 
 
 def _read(name: str) -> str:
-    folder = resources.files("sessionstore.backends").joinpath("redis_scripts")
+    folder = resources.files("sessionstore.backends.redis").joinpath("scripts")
     return folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
 @cache
 def script(name: str) -> LuaScript:
-    """Return the script ``redis_scripts/<name>.lua`` (with its shared helpers)."""
+    """Return the script ``scripts/<name>.lua`` (with its shared helpers if it writes)."""
     source = _read(name)
     if name in _WRITE_SCRIPTS:
         source = _read("_session") + "\n" + source
@@ -71,6 +71,7 @@ async def run_script(
     Raises:
         redis.exceptions.RedisError: as the client raises it; the caller
             translates it.
+
     """
     lua = script(name)
     try:

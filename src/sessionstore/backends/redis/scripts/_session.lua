@@ -1,4 +1,4 @@
--- Shared by every write script; prepended to each by redis_lua.py.
+-- Shared by every write script; prepended to each by scripts.py.
 -- KEYS[1..4]: the session's meta, order, entries, traces (one hash tag).
 -- KEYS[5], standalone only: the user's index, updated in the same script.
 -- On a Cluster the index lives in another slot; the caller updates it after.

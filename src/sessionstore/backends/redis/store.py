@@ -1,30 +1,33 @@
-"""``redis://``, ``rediss://``, ``valkey://``, ``valkeys://``, ``redis+cluster://``.
+"""``RedisStore``: the contract's steps on Redis or Valkey, standalone or Cluster.
 
-Redis or Valkey, standalone or Cluster, through redis-py's asyncio client
-(extra ``redis``). The key layout is in :mod:`.redis_layout`; every write that
-touches more than one key, or reads before it writes, is one Lua script
-(:mod:`.redis_lua`). On a standalone server the user's ``list_sessions`` index
-is updated inside the same script; on a Cluster it lives in its own slot and
-is updated right after, by a script that only ever moves it forward in time.
+The keys are in :mod:`.layout`, what they hold in :mod:`.codec`, the client
+in :mod:`.client`. Every write that touches more than one key, or reads
+before it writes, is one Lua script (:mod:`.scripts`). On a standalone server
+the user's ``list_sessions`` index is updated inside the same script; on a
+Cluster it lives in its own slot and is updated right after, by a script that
+only ever moves it forward in time.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Final, Self
 
-from sessionstore.backends.redis_client import OPTIONS, ClientSettings, driver_errors, driver_url
-from sessionstore.backends.redis_layout import (
-    DEFAULT_PREFIX,
-    SessionKeys,
-    check_prefix,
+from sessionstore.backends.redis.client import OPTIONS, ClientSettings, RedisConnection
+from sessionstore.backends.redis.codec import (
+    as_text,
     decode_entry,
+    decode_session,
     decode_trace,
     encode_changes,
     encode_entry,
     encode_trace,
+)
+from sessionstore.backends.redis.layout import (
+    DEFAULT_PREFIX,
+    SessionKeys,
+    check_prefix,
     is_own_key,
     parse_session_key,
     prune_patterns,
@@ -32,22 +35,18 @@ from sessionstore.backends.redis_layout import (
     session_meta_pattern,
     user_index_key,
 )
-from sessionstore.backends.redis_lua import run_script
-from sessionstore.errors import InvalidParameterError
+from sessionstore.backends.redis.lock import RedisLockBackend
+from sessionstore.clock import from_micros, now_utc, to_micros
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
-from sessionstore.records import SessionData, from_micros, now_utc, to_micros
+from sessionstore.records import SessionData
 from sessionstore.store import AllUsers, PageCursor, SessionKey, SessionStore
-from sessionstore.urls import redact_url, require, split_options
+from sessionstore.urls import split_options
 from sessionstore.validation import DEFAULT_MAX_FIELD_BYTES
 
 __all__ = ["RedisStore"]
 
 _SCAN_COUNT: Final = 1000
 _UNLINK_BATCH: Final = 500
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisStore(SessionStore):
@@ -71,6 +70,7 @@ class RedisStore(SessionStore):
     Raises:
         InvalidParameterError: a bad URL or option.
         MissingDependencyError: ``redis`` is not installed.
+
     """
 
     def __init__(
@@ -86,22 +86,9 @@ class RedisStore(SessionStore):
         max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
     ) -> None:
         super().__init__(ttl=ttl, max_field_bytes=max_field_bytes)
-        self._redis = require("redis.asyncio", "redis")
-        self._exceptions = require("redis.exceptions", "redis")
-        if (url is None) == (client is None):
-            raise InvalidParameterError("pass exactly one of url and client to RedisStore")
-        self._prefix = check_prefix(prefix)
         settings = ClientSettings(socket_timeout, connect_timeout, max_connections)
-        self._client: Any = client
-        # The URL and settings of the client this store builds, and so closes.
-        self._owned: tuple[str, ClientSettings] | None = None
-        if url is None:
-            self._cluster = isinstance(client, self._redis.RedisCluster)
-            self._shown = f"{type(client).__name__} (given)"
-        else:
-            plain_url, self._cluster = driver_url(url)
-            self._owned = plain_url, settings
-            self._shown = redact_url(url)
+        self._conn = RedisConnection(url, client, settings)
+        self._prefix = check_prefix(prefix)
         self._ttl_ms = "" if self.ttl is None else str(max(1, round(self.ttl * 1000)))
 
     @classmethod
@@ -110,6 +97,7 @@ class RedisStore(SessionStore):
 
         Raises:
             InvalidParameterError: an unknown option or a bad value.
+
         """
         base, merged = split_options(url, options, OPTIONS)
         return cls(base, **merged)
@@ -117,62 +105,50 @@ class RedisStore(SessionStore):
     @property
     def client(self) -> Any:
         """The redis-py client in use (``None`` before the store opens and after it closes)."""
-        return self._client
+        return self._conn.client
 
     def describe(self) -> str:
         """Return the URL (password hidden) and the key prefix."""
-        return f"{self._shown} prefix={self._prefix}"
+        return f"{self._conn.where} prefix={self._prefix}"
 
-    # -- connections and errors ---------------------------------------------
+    def _lock_backend(self) -> RedisLockBackend:
+        """Return leased locks on this store's server, named within its key prefix."""
+        return RedisLockBackend(self._conn, self._prefix)
+
+    # -- connections and scripts ------------------------------------------------
 
     async def _open(self) -> None:
-        if self._client is None and self._owned is not None:
-            plain_url, settings = self._owned
-            with self._driver_errors():
-                self._client = settings.new_client(plain_url, cluster=self._cluster)
-        if self._cluster:
-            # Learn the slot map now: when many first calls race to do it, the
-            # driver closes connections other calls are still using.
-            with self._driver_errors():
-                await self._client.initialize()
+        await self._conn.open()
 
     async def _close(self) -> None:
-        client, self._client = self._client, None
-        if self._owned is not None and client is not None:
-            with self._driver_errors():
-                await client.aclose()
-
-    def _driver_errors(self) -> AbstractContextManager[None]:
-        return driver_errors(self._shown)
+        await self._conn.close()
 
     def _keys(self, key: SessionKey) -> SessionKeys:
         return session_keys(self._prefix, key)
-
-    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        with self._driver_errors():
-            return await run_script(self._client, self._exceptions.NoScriptError, name, keys, args)
 
     async def _write(
         self, name: str, key: SessionKey, *args: Any, now: datetime | None = None
     ) -> Any:
         """Run a write script; on a standalone server it also updates the index."""
         keys = self._keys(key)
-        script_keys = keys.session if self._cluster else [*keys.session, keys.index]
+        script_keys = keys.session if self._conn.cluster else [*keys.session, keys.index]
         micros = str(to_micros(now or now_utc()))
-        return await self._run(name, script_keys, [self._ttl_ms, micros, key.session_id, *args])
+        return await self._conn.run(
+            name, script_keys, [self._ttl_ms, micros, key.session_id, *args]
+        )
 
     async def _index_written(self, key: SessionKey, updated: bytes | str, mode: str = "LT") -> None:
         """Cluster only: move the session to its new place in the user's index."""
-        if self._cluster:
+        if self._conn.cluster:
             index = user_index_key(self._prefix, key.user_id)
-            args = [self._ttl_ms, key.session_id, f"-{_text(updated)}", mode]
-            await self._run("index_add", [index], args)
+            args = [self._ttl_ms, key.session_id, f"-{as_text(updated)}", mode]
+            await self._conn.run("index_add", [index], args)
 
     async def _index_ended(self, key: SessionKey, updated: bytes | str) -> None:
         """Cluster only: drop an ended session from the index unless written since."""
-        if self._cluster:
+        if self._conn.cluster:
             index = user_index_key(self._prefix, key.user_id)
-            await self._run("index_remove", [index], [key.session_id, f"-{_text(updated)}"])
+            await self._conn.run("index_remove", [index], [key.session_id, f"-{as_text(updated)}"])
 
     # -- entries -------------------------------------------------------------
 
@@ -183,7 +159,7 @@ class RedisStore(SessionStore):
         await self._index_written(key, updated)
 
     async def _read_entries(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
-        stored = await self._run("read_entries", self._keys(key).session, [last_n])
+        stored = await self._conn.run("read_entries", self._keys(key).session, [last_n])
         return [decode_entry(item) for item in stored if item is not None]
 
     async def _latest(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
@@ -193,13 +169,13 @@ class RedisStore(SessionStore):
         return await self._read_entries(key, -1)
 
     async def _get(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None:
-        with self._driver_errors():
-            stored = await self._client.hget(self._keys(key).entries, qa_id)
+        with self._conn.errors():
+            stored = await self._conn.client.hget(self._keys(key).entries, qa_id)
         return None if stored is None else decode_entry(stored)
 
     async def _count(self, key: SessionKey) -> int:
-        with self._driver_errors():
-            count: int = await self._client.zcard(self._keys(key).order)
+        with self._conn.errors():
+            count: int = await self._conn.client.zcard(self._keys(key).order)
         return count
 
     async def _update(self, key: SessionKey, qa_id: str, changes: dict[str, Any]) -> bool:
@@ -221,9 +197,9 @@ class RedisStore(SessionStore):
         return True
 
     async def _latest_id(self, key: SessionKey) -> str | None:
-        with self._driver_errors():
-            newest = await self._client.zrange(self._keys(key).order, -1, -1)
-        return _text(newest[0]) if newest else None
+        with self._conn.errors():
+            newest = await self._conn.client.zrange(self._keys(key).order, -1, -1)
+        return as_text(newest[0]) if newest else None
 
     # -- sessions --------------------------------------------------------------
 
@@ -235,18 +211,19 @@ class RedisStore(SessionStore):
         return True
 
     async def _prune(self) -> None:
-        with self._driver_errors():
+        client = self._conn.client
+        with self._conn.errors():
             for pattern in prune_patterns(self._prefix):
                 batch: list[str] = []
-                async for raw in self._client.scan_iter(match=pattern, count=_SCAN_COUNT):
-                    name = _text(raw)
+                async for raw in client.scan_iter(match=pattern, count=_SCAN_COUNT):
+                    name = as_text(raw)
                     if is_own_key(self._prefix, name):
                         batch.append(name)
                     if len(batch) >= _UNLINK_BATCH:
-                        await self._client.unlink(*batch)
+                        await client.unlink(*batch)
                         batch = []
                 if batch:
-                    await self._client.unlink(*batch)
+                    await client.unlink(*batch)
 
     async def _list_sessions(
         self, user_id: str | None, limit: int, after: PageCursor | None
@@ -259,8 +236,8 @@ class RedisStore(SessionStore):
         found: list[SessionInfo] = []
         want = limit
         while len(found) < limit:
-            with self._driver_errors():
-                raw = await self._client.zrange(
+            with self._conn.errors():
+                raw = await self._conn.client.zrange(
                     index,
                     "-inf" if low is None else low[0],
                     "+inf",
@@ -269,7 +246,7 @@ class RedisStore(SessionStore):
                     num=want,
                     withscores=True,
                 )
-            candidates = [(_text(m), int(s)) for m, s in raw]
+            candidates = [(as_text(m), int(s)) for m, s in raw]
             if low is not None:
                 candidates = [
                     (sid, score)
@@ -292,8 +269,8 @@ class RedisStore(SessionStore):
         self, index: str, user_id: str | None, candidates: list[tuple[str, int]]
     ) -> list[SessionInfo]:
         """Return the live ones among index members; drop the expired ones."""
-        with self._driver_errors():
-            pipe = self._client.pipeline(transaction=False)
+        with self._conn.errors():
+            pipe = self._conn.client.pipeline(transaction=False)
             for session_id, _ in candidates:
                 keys = self._keys(SessionKey(session_id, user_id))
                 pipe.hget(keys.meta, "created")
@@ -303,7 +280,7 @@ class RedisStore(SessionStore):
         for i, (session_id, score) in enumerate(candidates):
             created, count = replies[2 * i], replies[2 * i + 1]
             if created is None:
-                await self._run("index_remove", [index], [session_id, str(score)])
+                await self._conn.run("index_remove", [index], [session_id, str(score)])
                 continue
             infos.append(
                 SessionInfo(
@@ -319,9 +296,9 @@ class RedisStore(SessionStore):
     # -- graph context and traces ---------------------------------------------
 
     async def _get_graph_context(self, key: SessionKey) -> str | None:
-        with self._driver_errors():
-            stored = await self._client.hget(self._keys(key).meta, "gc")
-        return None if stored is None else _text(stored)
+        with self._conn.errors():
+            stored = await self._conn.client.hget(self._keys(key).meta, "gc")
+        return None if stored is None else as_text(stored)
 
     async def _set_graph_context(self, key: SessionKey, context: str) -> None:
         await self._index_written(key, await self._write("set_graph_context", key, context))
@@ -330,8 +307,8 @@ class RedisStore(SessionStore):
         await self._index_written(key, await self._write("save_trace", key, encode_trace(step)))
 
     async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
-        with self._driver_errors():
-            stored = await self._client.lrange(self._keys(key).traces, -(last_n or 0), -1)
+        with self._conn.errors():
+            stored = await self._conn.client.lrange(self._keys(key).traces, -(last_n or 0), -1)
         return [decode_trace(item) for item in stored]
 
     # -- export and import -------------------------------------------------------
@@ -341,29 +318,16 @@ class RedisStore(SessionStore):
         user_id = None if isinstance(user_filter, AllUsers) else user_filter
         pattern = session_meta_pattern(self._prefix, user_id, every_user=everyone)
         seen: set[SessionKey] = set()
-        with self._driver_errors():
-            async for raw in self._client.scan_iter(match=pattern, count=_SCAN_COUNT):
-                key = parse_session_key(self._prefix, _text(raw))
+        with self._conn.errors():
+            async for raw in self._conn.client.scan_iter(match=pattern, count=_SCAN_COUNT):
+                key = parse_session_key(self._prefix, as_text(raw))
                 if key is not None and key not in seen and (everyone or key.user_id == user_filter):
                     seen.add(key)
                     yield key
 
     async def _read_session(self, key: SessionKey) -> SessionData | None:
-        found = await self._run("read_session", self._keys(key).session, [])
-        if found is None:
-            return None
-        flat, entries, traces = found
-        meta = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
-        graph = meta.get("gc")
-        return SessionData(
-            session_id=key.session_id,
-            user_id=key.user_id,
-            created_at=from_micros(int(meta["created"])),
-            updated_at=from_micros(int(meta["updated"])),
-            graph_context=None if graph is None else _text(graph),
-            entries=[decode_entry(item) for item in entries if item is not None],
-            traces=[decode_trace(item) for item in traces],
-        )
+        found = await self._conn.run("read_session", self._keys(key).session, [])
+        return None if found is None else decode_session(key, found)
 
     async def _write_session(self, data: SessionData) -> None:
         key = SessionKey(data.session_id, data.user_id)
