@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
 import time
 import uuid
@@ -26,8 +25,12 @@ import asyncmy
 import asyncpg
 
 from sessionstore.backends.sql import SQLStore
-from sessionstore.records import EXPORT_FORMAT, to_micros
-from sessionstore.store import SessionKey
+from sessionstore.backends.sql.codec import ENTRY_COLUMNS, column_of
+from sessionstore.backends.sql.dialect import load_dialect
+from sessionstore.backends.sql.mysql import Batch
+from sessionstore.backends.sql.postgres import Positional
+from sessionstore.clock import now_utc, to_micros
+from sessionstore.records import EXPORT_FORMAT
 
 POSTGRES_URL = os.environ.get(
     "SESSIONSTORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -92,14 +95,35 @@ async def _median_ms(call: Any, reads: int) -> float:
 
 
 class BareDriver:
-    """The store's create and latest-10 statements through the bare driver."""
+    """The store's create and latest-10 statements through the bare driver.
+
+    The statements are the dialect's own, as the backend sends them: on
+    PostgreSQL the one ``WITH ... INSERT`` of a create, on MySQL/MariaDB its
+    one multi-statement batch; and the same latest-10 ``SELECT``.
+    """
 
     def __init__(self, store: SQLStore) -> None:
         self.store = store
-        self.sql = store._sql
+        self.dialect = load_dialect(store.dialect, store.tables.prefix)
+        latest = self.dialect.sql.latest.text
+        # A create's statement or batch: the very object the dialect sends, built once.
+        if store.dialect == "postgresql":
+            self.pg_create: Positional = self.dialect._appends["entry"]
+            self.pg_latest = Positional(latest)
+        else:
+            self.my_create: Batch = self.dialect._writes["entry"]
+            self.my_latest = Batch([latest], result=0)
 
     def _params(self, session_id: str) -> dict[str, Any]:
-        return store_params(self.store, session_id)
+        """The session's key, the time now and the expiry, as the store passes them."""
+        now = to_micros(now_utc())
+        ttl = self.store.ttl
+        return {
+            "u": self.dialect.codec.key("bench"),
+            "s": self.dialect.codec.key(session_id),
+            "now": now,
+            "exp": None if ttl is None else now + int(ttl * 1_000_000),
+        }
 
     async def open(self) -> None:
         url = (POSTGRES_URL if self.store.dialect == "postgresql" else MYSQL_URL).split("://")[1]
@@ -131,78 +155,44 @@ class BareDriver:
     async def creates(self, count: int) -> float:
         started = time.perf_counter()
         if self.store.dialect == "postgresql":
-            sql, names = _positional(self.sql.pg_append_entry.text, "$")
-            statement = await self.pg.prepare(sql)
+            names = self.pg_create.names
+            statement = await self.pg.prepare(self.pg_create.sql)
             for i in range(count):
                 params = {**self._params("bare"), **_entry(i)}
                 await statement.fetchval(*[params[n] for n in names])
         else:
-            steps = [
-                _positional(s.text, "%s")
-                for s in (
-                    self.sql.delete_expired,
-                    self.sql.my_upsert["entry"],
-                    self.sql.insert_entry,
-                )
-            ]
             for i in range(count):
                 params = {**self._params("bare"), **_entry(i)}
                 async with self.my.cursor() as cursor:
-                    for n, (sql, names) in enumerate(steps):
-                        if n == 2:
-                            params["seq"] = cursor.lastrowid
-                        await cursor.execute(sql, [params[name] for name in names])
-                await self.my.commit()
+                    await cursor.execute(self.my_create.sql, params)
+                    while await cursor.nextset():
+                        pass
         return count / (time.perf_counter() - started)
 
     async def latest10(self, session_id: str) -> Any:
         params = {**self._params(session_id), "n": 10}
         if self.store.dialect == "postgresql":
-            sql, names = _positional(self.sql.latest.text, "$")
-            return await self.pg.fetch(sql, *[params[n] for n in names])
-        sql, names = _positional(self.sql.latest.text, "%s")
+            names = self.pg_latest.names
+            return await self.pg.fetch(self.pg_latest.sql, *[params[n] for n in names])
         async with self.my.cursor() as cursor:
-            await cursor.execute(sql, [params[n] for n in names])
+            await cursor.execute(self.my_latest.sql, params)
             rows = await cursor.fetchall()
         await self.my.commit()
         return rows
 
 
-def store_params(store: SQLStore, session_id: str) -> dict[str, Any]:
-    return store._params(SessionKey(session_id, "bench"))
+_NO_VALUES = dict.fromkeys(ENTRY_COLUMNS)
+"""Every entry column, each ``NULL``: a field added later needs no edit here."""
 
 
 def _entry(i: int) -> dict[str, Any]:
     return {
-        "entry_id": str(uuid.uuid4()),
+        **_NO_VALUES,
+        column_of("id"): str(uuid.uuid4()),
         "created_at": to_micros(datetime.now(UTC)),
         "question": f"q{i}",
         "answer": "a" * 200,
-        "context": None,
-        "feedback_text": None,
-        "feedback_score": None,
-        "used_graph_element_ids": None,
-        "memify_metadata": None,
-        "metadata": None,
     }
-
-
-def _positional(sql: str, style: str) -> tuple[str, list[str]]:
-    """Rewrite ``:name`` binds as ``$n`` (asyncpg) or ``%s`` (asyncmy)."""
-    names: list[str] = []
-    order: dict[str, int] = {}
-
-    def swap(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if style == "$":
-            if name not in order:
-                names.append(name)
-                order[name] = len(names)
-            return f"${order[name]}"
-        names.append(name)
-        return "%s"
-
-    return re.sub(r"(?<!:):([a-z_]+)", swap, sql), names
 
 
 async def measure(name: str, url: str, creates: int, reads: int) -> dict[str, float]:

@@ -23,7 +23,7 @@ from sessionstore import (
     open_store,
 )
 from sessionstore.backends.sql import SQLStore
-from sessionstore.backends.sql_engine import driver_url
+from sessionstore.backends.sql.engine import driver_url
 from tests.backends.sql_fixtures import SERVERS, drop_namespace
 from tests.servers import free_port, server_url
 

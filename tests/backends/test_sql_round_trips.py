@@ -15,8 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from sessionstore import SessionQAUpdate
-from sessionstore.backends import sql_engine
 from sessionstore.backends.sql import SQLStore
+from sessionstore.backends.sql import engine as sql_engine
 from tests.backends.sql_fixtures import SERVERS, drop_namespace
 from tests.servers import server_url
 

@@ -1,20 +1,19 @@
-"""The SQL backend's connections and faults: engine, bare statements, errors.
+"""The SQL backend's engine and faults: building the engine, bare connections, errors.
 
 Hot calls run on the driver's own connection of a pooled connection
-(:func:`run_pg`, :func:`run_batch`): one round trip each, without
-SQLAlchemy's statement layer.
+(:func:`bare`): one round trip each, without SQLAlchemy's statement layer.
 
-Driver exceptions are translated here, once: a server that cannot be reached,
-a dead connection or a pool timeout becomes
+Driver exceptions are translated here, once (:func:`translate`): a server
+that cannot be reached, a dead connection or a pool timeout becomes
 :class:`~sessionstore.errors.StoreUnavailableError`; anything else the
 database says becomes :class:`~sessionstore.errors.StoreError`. Deadlocks and
-serialization failures are marked retryable.
+serialization failures are retryable (:func:`is_retryable`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,29 +25,24 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
-if TYPE_CHECKING:
-    from sessionstore.backends.sql_statements import Batch, Positional
-
+from sessionstore.backends.sql.dialect import family_of
 from sessionstore.errors import InvalidParameterError, StoreError, StoreUnavailableError
+from sessionstore.validation import check_seconds
+
+if TYPE_CHECKING:
+    from sessionstore.backends.sql.dialect import Dialect
 
 __all__ = [
     "PING_IDLE",
     "EngineOptions",
+    "bare",
     "build_engine",
     "driver_url",
     "is_disconnect",
     "is_retryable",
-    "run_batch",
-    "run_pg",
     "translate",
 ]
 
-_DRIVERS = {
-    "postgresql": ("postgresql+asyncpg", "postgresql"),
-    "postgres": ("postgresql+asyncpg", "postgresql"),
-    "mysql": ("mysql+asyncmy", "mysql"),
-    "mariadb": ("mysql+asyncmy", "mysql"),
-}
 # PostgreSQL SQLSTATEs and MySQL error numbers.
 _PG_RETRY = frozenset({"40001", "40P01"})
 _PG_GONE = frozenset({"57P01", "57P02", "57P03", "53300"})
@@ -61,7 +55,12 @@ _CHECKED_IN = "sessionstore_checked_in"
 
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
-    """Pool and timeout settings of an engine the store builds itself."""
+    """Pool and timeout settings of an engine the store builds itself.
+
+    Raises:
+        InvalidParameterError: a timeout is not a number of seconds >= 0.
+
+    """
 
     pool_size: int = 5
     max_overflow: int = 10
@@ -71,42 +70,35 @@ class EngineOptions:
     pre_ping: bool = True
     connect_args: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name in ("pool_timeout", "connect_timeout"):
+            check_seconds(getattr(self, name), name, allow_zero=True)
+
 
 def driver_url(url: str) -> tuple[str, str]:
-    """Return the SQLAlchemy URL for a store URL and its dialect name.
+    """Return the SQLAlchemy URL for a store URL, and its dialect's name.
 
     Raises:
-        InvalidParameterError: not a PostgreSQL/MySQL/MariaDB URL.
+        InvalidParameterError: not a PostgreSQL/MySQL/MariaDB URL, or malformed.
+
     """
     scheme, sep, rest = url.partition("://")
-    target = _DRIVERS.get(scheme.lower())
-    if not sep or target is None:
-        raise InvalidParameterError(
-            f"expected a postgresql://, postgres://, mysql:// or mariadb:// URL, got {scheme!r}"
-        )
-    driver, dialect = target
+    family = family_of(scheme if sep else "")
     try:
-        make_url(f"{driver}://{rest}")
+        make_url(f"{family.url_scheme}://{rest}")
     except (sa_exc.ArgumentError, ValueError) as exc:
         raise InvalidParameterError(f"cannot parse the {scheme} URL: {exc}") from None
-    return f"{driver}://{rest}", dialect
+    return f"{family.url_scheme}://{rest}", family.name
 
 
-def build_engine(url: str, dialect: str, options: EngineOptions) -> AsyncEngine:
+def build_engine(url: str, dialect: Dialect, options: EngineOptions) -> AsyncEngine:
     """Return a pooled engine whose connections run one statement per round trip.
 
-    Both databases run in autocommit: a one-statement call needs no
-    ``BEGIN``/``COMMIT``, and a connection goes back to the pool without a
-    ``ROLLBACK`` (on MySQL/MariaDB only a connection still inside a
-    transaction is rolled back). Checkouts are checked by :func:`_check_out`.
+    Every connection runs in autocommit: a one-statement call needs no
+    ``BEGIN``/``COMMIT``. Checkouts are checked by :func:`_check_out`; the
+    dialect adds its own settings and listeners.
     """
-    if dialect == "postgresql":
-        connect_args: dict[str, Any] = {
-            "timeout": options.connect_timeout,
-            "server_settings": {"application_name": "sessionstore"},
-        }
-    else:
-        connect_args = {"connect_timeout": options.connect_timeout, "charset": "utf8mb4"}
+    arguments = dialect.engine_arguments(options)
     engine = create_async_engine(
         url,
         pool_size=options.pool_size,
@@ -115,18 +107,18 @@ def build_engine(url: str, dialect: str, options: EngineOptions) -> AsyncEngine:
         pool_recycle=options.pool_recycle,
         pool_pre_ping=False,  # _check_out pings only connections that sat idle
         pool_use_lifo=True,  # the most recently used connection: warm, and never idle
-        # asyncpg's rollback is free outside a transaction; asyncmy's is not (see _reset).
-        pool_reset_on_return="rollback" if dialect == "postgresql" else None,
-        connect_args={**connect_args, **options.connect_args},
         isolation_level="AUTOCOMMIT",
+        **{
+            **arguments,
+            "connect_args": {**arguments.get("connect_args", {}), **options.connect_args},
+        },
     )
     pool = engine.sync_engine.pool
     event.listen(pool, "checkin", _checked_in)
     event.listen(
         pool, "checkout", partial(_check_out, engine.sync_engine.dialect, options.pre_ping)
     )
-    if dialect != "postgresql":
-        event.listen(pool, "reset", _reset)
+    dialect.watch_pool(pool)
     return engine
 
 
@@ -144,6 +136,7 @@ def _check_out(dialect: Any, ping: bool, dbapi_connection: Any, record: Any, pro
 
     Raises:
         DisconnectionError: the pool replaces the connection and checks out another.
+
     """
     if _driver_closed(dbapi_connection.driver_connection):
         raise sa_exc.DisconnectionError("the server closed this pooled connection")
@@ -164,16 +157,10 @@ def _driver_closed(driver: Any) -> bool:
     return not getattr(driver, "connected", True) or bool(getattr(driver, "_stream_broken", False))
 
 
-def _reset(dbapi_connection: Any, record: Any, state: Any) -> None:
-    """Roll back a MySQL connection on its way back only if it is inside a transaction."""
-    if state.terminate_only or not state.asyncio_safe:
-        return
-    if dbapi_connection.driver_connection.get_transaction_status():
-        dbapi_connection.rollback()
-
-
 @asynccontextmanager
-async def _bare(engine: AsyncEngine, what: str) -> AsyncIterator[Any]:
+async def bare(
+    engine: AsyncEngine, what: str, *, recover: Callable[[Any], Awaitable[object]] | None = None
+) -> AsyncIterator[Any]:
     """Yield the driver's own connection of a pooled connection.
 
     This skips SQLAlchemy's ``Connection``, compilation and result layers
@@ -181,6 +168,13 @@ async def _bare(engine: AsyncEngine, what: str) -> AsyncIterator[Any]:
     and the return to the pool apply as usual. A driver error comes out as
     ``DBAPIError`` with ``connection_invalidated`` set when the connection
     died (it is then discarded), as SQLAlchemy itself would raise it.
+
+    Args:
+        engine: the store's engine.
+        what: the statement, for the error.
+        recover: called with the driver connection after an error when it
+            is still alive (MySQL rolls back the transaction it left open).
+
     """
     proxied = await engine.raw_connection()
     driver = proxied.driver_connection
@@ -190,57 +184,14 @@ async def _bare(engine: AsyncEngine, what: str) -> AsyncIterator[Any]:
         dead = _driver_closed(driver)
         if dead:
             await greenlet_spawn(proxied.invalidate, exc)
+        elif recover is not None:
+            await recover(driver)
         raise sa_exc.DBAPIError(what, None, exc, connection_invalidated=dead) from exc
     except BaseException:  # cancelled mid-statement: the connection's state is unknown
         await greenlet_spawn(proxied.invalidate)
         raise
     finally:
         await greenlet_spawn(proxied.close)
-
-
-async def run_pg(
-    engine: AsyncEngine, statement: Positional, params: dict[str, Any], how: str
-) -> Any:
-    """Run one PostgreSQL statement on a bare asyncpg connection, outside any transaction.
-
-    asyncpg prepares each statement once per connection and reuses it.
-    ``how`` is ``rows`` (all rows), ``value`` (first column of the first row
-    or ``None``) or ``count`` (rows changed).
-    """
-    args = [params[name] for name in statement.names]
-    async with _bare(engine, statement.sql) as conn:
-        if how == "rows":
-            return await conn.fetch(statement.sql, *args)
-        if how == "value":
-            return await conn.fetchval(statement.sql, *args)
-        status: str = await conn.execute(statement.sql, *args)
-        return int(status.rsplit(" ", 1)[-1])
-
-
-async def run_batch(engine: AsyncEngine, batch: Batch, params: dict[str, Any]) -> Any:
-    """Run MySQL/MariaDB statements as one multi-statement query: one round trip.
-
-    Returns the rows of the statement ``batch.result`` names, or its row
-    count when it returns none. On an error the open transaction is rolled
-    back before the error is raised.
-    """
-    async with _bare(engine, batch.sql) as conn:
-        cursor = conn.cursor()
-        try:
-            await cursor.execute(batch.sql, params)
-            index, outcome = 0, None
-            while True:
-                if index == batch.result:
-                    outcome = await cursor.fetchall() if cursor.description else cursor.rowcount
-                if not await cursor.nextset():
-                    return outcome
-                index += 1
-        except Exception:
-            if not _driver_closed(conn):
-                await conn.rollback()
-            raise
-        finally:
-            await cursor.close()
 
 
 def _codes(exc: BaseException) -> tuple[str | None, int | None]:
@@ -283,7 +234,13 @@ def _unreachable(exc: BaseException) -> bool:
 
 
 def translate(exc: BaseException, where: str) -> StoreError:
-    """Return the sessionstore error for a driver or SQLAlchemy exception."""
+    """Return the sessionstore error for a driver or SQLAlchemy exception.
+
+    Args:
+        exc: what the driver or SQLAlchemy raised.
+        where: the store or lock as shown to users (no credentials).
+
+    """
     orig = getattr(exc, "orig", None) or exc
     detail = f"{type(orig).__name__}: {str(orig).strip().splitlines()[0] if str(orig) else ''}"
     if _unreachable(exc):

@@ -1,0 +1,345 @@
+"""MySQL and MariaDB through asyncmy: their statements, DDL, locks and codec.
+
+Every hot call is one round trip: a read is one statement, and a write is
+one short ``READ COMMITTED`` transaction sent as one multi-statement batch
+(asyncmy always enables multi-statements). ``READ COMMITTED`` takes no gap
+locks, so concurrent first writes of a session do not deadlock. A write
+upserts the session row with ``LAST_INSERT_ID(next_seq + 1)``, which hands
+the new sequence number to the child insert in the same batch.
+
+Key columns are ``VARBINARY`` holding UTF-8; ``LONGTEXT`` holds any string,
+NUL included, so texts are stored as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+from asyncmy.cursors import DictCursor
+from sqlalchemy import TextClause, event, text
+
+from sessionstore.backends.sql.codec import Codec, Row
+from sessionstore.backends.sql.dialect import Dialect, WriteKind
+from sessionstore.backends.sql.engine import EngineOptions, bare
+from sessionstore.backends.sql.schema import TableNames
+from sessionstore.backends.sql.statements import (
+    BIND,
+    BUMP,
+    ENTRY_NAMES,
+    ENTRY_VALUES,
+    KEY,
+    LIVE,
+    OWN_KEY,
+    SESSION_COLUMNS,
+    Statements,
+)
+from sessionstore.errors import StoreError
+from sessionstore.stored import COLUMNS
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.pool import Pool
+
+__all__ = ["DIALECT", "Batch", "MySQL"]
+
+_KEY = "VARBINARY(1024) NOT NULL"
+_TABLE = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"
+_V1 = """
+CREATE TABLE IF NOT EXISTS {t.sessions} (
+    user_key    {key},
+    session_key {key},
+    created_at  BIGINT  NOT NULL,
+    updated_at  BIGINT  NOT NULL,
+    expires_at  BIGINT,
+    next_seq    BIGINT  NOT NULL,
+    qa_count    BIGINT  NOT NULL,
+    trace_seq   BIGINT  NOT NULL,
+    trace_count BIGINT  NOT NULL,
+    has_graph   BOOLEAN NOT NULL,
+    PRIMARY KEY (user_key, session_key),
+    KEY {t.prefix}sessions_recent (user_key, updated_at DESC, session_key),
+    KEY {t.prefix}sessions_expiry (expires_at)
+) {table};
+CREATE TABLE IF NOT EXISTS {t.entries} (
+    user_key       {key},
+    session_key    {key},
+    seq            BIGINT   NOT NULL,
+    entry_id       CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    created_at     BIGINT   NOT NULL,
+    question       LONGTEXT NOT NULL,
+    answer         LONGTEXT NOT NULL,
+    context        LONGTEXT,
+    feedback_text  LONGTEXT,
+    feedback_score SMALLINT,
+    used_graph_element_ids LONGTEXT,
+    memify_metadata LONGTEXT,
+    metadata       LONGTEXT,
+    PRIMARY KEY (user_key, session_key, seq),
+    UNIQUE KEY {t.prefix}entries_id (user_key, session_key, entry_id),
+    CONSTRAINT {t.prefix}entries_session FOREIGN KEY (user_key, session_key)
+        REFERENCES {t.sessions} (user_key, session_key) ON DELETE CASCADE
+) {table};
+CREATE TABLE IF NOT EXISTS {t.graph} (
+    user_key    {key},
+    session_key {key},
+    context     LONGTEXT NOT NULL,
+    PRIMARY KEY (user_key, session_key),
+    CONSTRAINT {t.prefix}graph_session FOREIGN KEY (user_key, session_key)
+        REFERENCES {t.sessions} (user_key, session_key) ON DELETE CASCADE
+) {table};
+CREATE TABLE IF NOT EXISTS {t.traces} (
+    user_key    {key},
+    session_key {key},
+    seq         BIGINT   NOT NULL,
+    step        LONGTEXT NOT NULL,
+    PRIMARY KEY (user_key, session_key, seq),
+    CONSTRAINT {t.prefix}traces_session FOREIGN KEY (user_key, session_key)
+        REFERENCES {t.sessions} (user_key, session_key) ON DELETE CASCADE
+) {table}
+""".replace("{key}", _KEY).replace("{table}", _TABLE)
+
+# What a write of each kind sets on a new session row; LAST_INSERT_ID(1) hands seq 1 on.
+_NEW_ROW: Final[dict[WriteKind, str]] = {
+    "entry": "LAST_INSERT_ID(1), 1, 0, 0, FALSE",
+    "trace": "0, 0, LAST_INSERT_ID(1), 1, FALSE",
+    "graph": "0, 0, 0, 0, TRUE",
+}
+_BEGIN: Final = ("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "START TRANSACTION")
+
+
+class Batch:
+    """Statements sent to MySQL/MariaDB as one multi-statement query (one round trip).
+
+    ``sql`` uses the driver's ``%(name)s`` parameters; ``result`` is the index
+    of the statement whose outcome the caller reads (its rows, or its row
+    count when it returns none).
+    """
+
+    def __init__(self, statements: list[str], result: int = -1) -> None:
+        joined = ";\n".join(statements)
+        self.sql = BIND.sub(r"%(\1)s", joined.replace("%", "%%"))
+        self.result = result if result >= 0 else len(statements) + result
+
+
+async def _rollback(conn: Any) -> None:
+    await conn.rollback()
+
+
+async def _send(engine: AsyncEngine, batch: Batch, params: Mapping[str, Any]) -> Any:
+    """Run a batch as one multi-statement query: one round trip.
+
+    Returns the rows (as dicts) of the statement ``batch.result`` names, or
+    its row count when it returns none. On an error the open transaction is
+    rolled back before the error is raised.
+    """
+    async with bare(engine, batch.sql, recover=_rollback) as conn:
+        cursor = conn.cursor(DictCursor)
+        try:
+            await cursor.execute(batch.sql, params)
+            index, outcome = 0, None
+            while True:
+                if index == batch.result:
+                    outcome = await cursor.fetchall() if cursor.description else cursor.rowcount
+                if not await cursor.nextset():
+                    return outcome
+                index += 1
+        finally:
+            await cursor.close()
+
+
+def _reset(dbapi_connection: Any, record: Any, state: Any) -> None:
+    """Roll back a connection on its way back only if it is inside a transaction."""
+    if state.terminate_only or not state.asyncio_safe:
+        return
+    if dbapi_connection.driver_connection.get_transaction_status():
+        dbapi_connection.rollback()
+
+
+class MySQL(Dialect):
+    """MySQL and MariaDB: one batch per call, ``GET_LOCK`` locks, binary keys."""
+
+    name = "mysql"
+    codec = Codec(COLUMNS, binary_keys=True)
+    migrations = (_V1,)
+    table_exists = (
+        "SELECT COUNT(*) FROM information_schema.tables "
+        "WHERE table_schema = DATABASE() AND table_name = :name"
+    )
+    current_database = "SELECT DATABASE()"
+    improve_lock = "SELECT GET_LOCK(:key, 0)"
+    improve_unlock = "SELECT RELEASE_LOCK(:key)"
+
+    def __init__(self, table_prefix: str) -> None:
+        t = self.tables = TableNames(table_prefix)
+        self.sql = Statements(
+            t,
+            sweep=f"DELETE FROM {t.sessions} WHERE expires_at <= :now ORDER BY expires_at LIMIT :n",
+        )
+        digest = hashlib.sha256(t.prefix.encode()).hexdigest()
+        self._migration_lock_name = f"sessionstore:{digest[:40]}"
+        self._lock_live = f"SELECT s.qa_count FROM {t.sessions} s WHERE {KEY} AND {LIVE} FOR UPDATE"
+        self._live = f"EXISTS (SELECT 1 FROM {t.sessions} s WHERE {KEY} AND {LIVE})"
+        self._writes = {kind: self._write_batch(kind) for kind in _NEW_ROW}
+        self._delete_entry = self._delete_entry_batch()
+        # Built on first use, then reused.
+        self._batches: dict[tuple[TextClause, bool], Batch] = {}
+        self._updates: dict[frozenset[str], Batch] = {}
+
+    # -- statements ----------------------------------------------------------
+
+    def _write_batch(self, kind: WriteKind) -> Batch:
+        """Delete the session if expired, upsert its row, add the child: one transaction."""
+        t = self.tables
+        bump = BUMP.get(kind)
+        if bump:
+            changes = f"{bump[0]} = LAST_INSERT_ID({bump[0]} + 1), {bump[1]} = {bump[1]} + 1"
+        else:
+            changes = "has_graph = TRUE"
+        upsert = (
+            f"INSERT INTO {t.sessions} ({SESSION_COLUMNS}) "
+            f"VALUES (:u, :s, :now, :now, :exp, {_NEW_ROW[kind]}) "
+            f"ON DUPLICATE KEY UPDATE {changes}, updated_at = :now, expires_at = :exp"
+        )
+        child = {
+            "entry": f"INSERT INTO {t.entries} (user_key, session_key, seq, {ENTRY_NAMES}) "
+            f"VALUES (:u, :s, LAST_INSERT_ID(), {ENTRY_VALUES})",
+            "trace": f"INSERT INTO {t.traces} (user_key, session_key, seq, step) "
+            "VALUES (:u, :s, LAST_INSERT_ID(), :step)",
+            "graph": f"INSERT INTO {t.graph} (user_key, session_key, context) "
+            "VALUES (:u, :s, :context) ON DUPLICATE KEY UPDATE context = :context",
+        }[kind]
+        return Batch([*_BEGIN, self.sql.delete_expired.text, upsert, child, "COMMIT"])
+
+    def _delete_entry_batch(self) -> Batch:
+        """Lock, delete the entry, count it off or delete the emptied session row.
+
+        ``ROW_COUNT()`` of the entry delete, kept in a session variable,
+        guards both.
+        """
+        t = self.tables
+        return Batch(
+            [
+                *_BEGIN,
+                self._lock_live,
+                f"DELETE FROM {t.entries} WHERE {OWN_KEY} AND entry_id = :id AND {self._live}",
+                "SET @sessionstore_deleted = ROW_COUNT()",
+                f"UPDATE {t.sessions} SET qa_count = qa_count - 1, updated_at = :now, "
+                f"expires_at = :exp WHERE {OWN_KEY} AND @sessionstore_deleted > 0",
+                f"DELETE FROM {t.sessions} WHERE {OWN_KEY} "
+                "AND qa_count = 0 AND trace_count = 0 AND has_graph = FALSE "
+                "AND @sessionstore_deleted > 0",
+                "COMMIT",
+            ],
+            result=3,
+        )
+
+    def _update_batch(self, columns: frozenset[str]) -> Batch:
+        """Lock the live session row, change the entry, slide the expiry; count the entry."""
+        t = self.tables
+        entry = f"{OWN_KEY} AND entry_id = :id"
+        steps = [
+            *_BEGIN,
+            self._lock_live,
+            f"SELECT COUNT(*) AS found FROM {t.entries} WHERE {entry} AND {self._live}",
+            f"UPDATE {t.sessions} SET updated_at = :now, expires_at = :exp WHERE {OWN_KEY} "
+            "AND (expires_at IS NULL OR expires_at > :now) "
+            f"AND EXISTS (SELECT 1 FROM {t.entries} WHERE {entry})",
+            "COMMIT",
+        ]
+        if columns:
+            assignments = ", ".join(f"{c} = :{c}" for c in sorted(columns))
+            steps.insert(3, f"UPDATE {t.entries} SET {assignments} WHERE {entry} AND {self._live}")
+        return Batch(steps, result=3 + bool(columns))
+
+    def _batch(self, statement: TextClause, *, write: bool) -> Batch:
+        """Return one statement as a batch: a read alone, a write in its own transaction."""
+        batch = self._batches.get((statement, write))
+        if batch is None:
+            steps = [*_BEGIN, statement.text, "COMMIT"] if write else [statement.text]
+            batch = Batch(steps, result=len(_BEGIN) if write else 0)
+            self._batches[statement, write] = batch
+        return batch
+
+    # -- engine, locks -------------------------------------------------------
+
+    def engine_arguments(self, options: EngineOptions) -> dict[str, Any]:
+        """Return asyncmy's connect timeout and charset; no blanket rollback on return."""
+        return {
+            "connect_args": {"connect_timeout": options.connect_timeout, "charset": "utf8mb4"},
+            # asyncmy's rollback costs a round trip: _reset sends it only when needed.
+            "pool_reset_on_return": None,
+        }
+
+    def watch_pool(self, pool: Pool) -> None:
+        """Roll a connection back on its return only when it is inside a transaction."""
+        event.listen(pool, "reset", _reset)
+
+    @asynccontextmanager
+    async def migration_lock(
+        self, engine: AsyncEngine, lock_timeout: float, where: str
+    ) -> AsyncIterator[AsyncConnection]:
+        """Hold ``GET_LOCK`` around the steps (each one ``CREATE TABLE IF NOT EXISTS``).
+
+        Raises:
+            StoreError: another process held the lock for ``lock_timeout`` seconds.
+
+        """
+        name = self._migration_lock_name
+        async with engine.connect() as conn:
+            got = await conn.scalar(
+                text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": lock_timeout}
+            )
+            if got != 1:
+                raise StoreError(f"{where}: another process holds the migration lock; try again")
+            try:
+                yield conn
+                await conn.commit()
+            finally:
+                await conn.scalar(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+
+    def improve_lock_key(self, digest: bytes) -> str:
+        """Return the ``GET_LOCK`` name (at most 64 characters)."""
+        return "sessionstore:" + digest[:24].hex()
+
+    # -- steps ---------------------------------------------------------------
+
+    async def rows(
+        self, engine: AsyncEngine, statement: TextClause, params: Mapping[str, Any]
+    ) -> list[Row]:
+        """Fetch the rows of one read, as dicts."""
+        rows: list[Row] = await _send(engine, self._batch(statement, write=False), params)
+        return rows
+
+    async def rowcount(
+        self, engine: AsyncEngine, statement: TextClause, params: Mapping[str, Any]
+    ) -> int:
+        """Run one write in its own transaction; return the rows it changed."""
+        count: int = await _send(engine, self._batch(statement, write=True), params)
+        return count
+
+    async def write(self, engine: AsyncEngine, kind: WriteKind, params: Mapping[str, Any]) -> bool:
+        """Delete the session if expired, then upsert it and add the child: one batch."""
+        await _send(engine, self._writes[kind], params)
+        return True
+
+    async def update(
+        self, engine: AsyncEngine, columns: Iterable[str], params: Mapping[str, Any]
+    ) -> bool:
+        """Lock the session, change the entry and slide the expiry: one batch."""
+        wanted = frozenset(columns)
+        batch = self._updates.get(wanted)
+        if batch is None:
+            batch = self._updates[wanted] = self._update_batch(wanted)
+        rows = await _send(engine, batch, params)
+        return bool(rows[0]["found"])
+
+    async def delete_entry(self, engine: AsyncEngine, params: Mapping[str, Any]) -> bool:
+        """Lock the session, delete the entry and count it off: one batch."""
+        return bool(await _send(engine, self._delete_entry, params))
+
+
+DIALECT: Final = MySQL
+"""The dialect this module holds (see :func:`~sessionstore.backends.sql.dialect.load_dialect`)."""

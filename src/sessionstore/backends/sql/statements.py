@@ -1,0 +1,134 @@
+"""The SQL both dialects send, built once per store from its table names.
+
+Every read joins the session row and filters its ``expires_at``, so expired
+data is invisible at once. Every write locks the session row first (by
+upserting or ``SELECT ... FOR UPDATE``), then its children: one lock order,
+so concurrent writers of a session queue instead of deadlocking. The writes
+whose SQL differs per database are in the dialect modules, built from the
+fragments here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from sqlalchemy import TextClause, text
+
+from sessionstore.backends.sql.codec import ENTRY_COLUMNS
+from sessionstore.backends.sql.schema import TableNames
+
+__all__ = [
+    "BIND",
+    "BUMP",
+    "ENTRY_NAMES",
+    "ENTRY_VALUES",
+    "KEY",
+    "LIVE",
+    "OWN_KEY",
+    "SESSION_COLUMNS",
+    "Statements",
+]
+
+LIVE: Final = "(s.expires_at IS NULL OR s.expires_at > :now)"
+"""The session row ``s`` has not expired at ``:now``."""
+KEY: Final = "s.user_key = :u AND s.session_key = :s"
+"""The session row ``s`` is the one of ``:u`` and ``:s``."""
+OWN_KEY: Final = "user_key = :u AND session_key = :s"
+"""A row of one table belongs to the session of ``:u`` and ``:s``."""
+SESSION_COLUMNS: Final = (
+    "user_key, session_key, created_at, updated_at, expires_at, "
+    "next_seq, qa_count, trace_seq, trace_count, has_graph"
+)
+BUMP: Final = {"entry": ("next_seq", "qa_count"), "trace": ("trace_seq", "trace_count")}
+"""The session row's sequence and count columns a write of each kind advances."""
+BIND: Final = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+"""A named parameter ``:name`` in a statement (not ``::cast``), its name in group 1."""
+ENTRY_NAMES: Final = ", ".join(ENTRY_COLUMNS)
+"""Every stored column of an entry, in declaration order."""
+ENTRY_VALUES: Final = ", ".join(f":{column}" for column in ENTRY_COLUMNS)
+"""A named parameter per entry column, each named after its column."""
+
+
+class Statements:
+    """The statements of one namespace that read the same on every database.
+
+    Args:
+        tables: the namespace's table names.
+        sweep: the dialect's bounded delete of expired sessions (``:now``, ``:n``).
+
+    """
+
+    def __init__(self, tables: TableNames, *, sweep: str) -> None:
+        t = self.tables = tables
+        cols = ", ".join(f"e.{column}" for column in ENTRY_COLUMNS)
+        entries_of = (
+            f"FROM {t.sessions} s JOIN {t.entries} e "
+            f"ON e.user_key = s.user_key AND e.session_key = s.session_key WHERE {KEY} AND {LIVE}"
+        )
+        traces_of = (
+            f"FROM {t.sessions} s JOIN {t.traces} e "
+            f"ON e.user_key = s.user_key AND e.session_key = s.session_key WHERE {KEY} AND {LIVE}"
+        )
+        self.latest = text(f"SELECT {cols} {entries_of} ORDER BY e.seq DESC LIMIT :n")
+        self.all = text(f"SELECT {cols} {entries_of} ORDER BY e.seq")
+        self.get = text(f"SELECT {cols} {entries_of} AND e.entry_id = :id")
+        self.latest_id = text(f"SELECT e.entry_id {entries_of} ORDER BY e.seq DESC LIMIT 1")
+        self.count = text(f"SELECT s.qa_count FROM {t.sessions} s WHERE {KEY} AND {LIVE}")
+        self.session_row = text(
+            f"SELECT s.created_at, s.updated_at FROM {t.sessions} s WHERE {KEY} AND {LIVE}"
+        )
+        self.graph = text(
+            f"SELECT g.context FROM {t.sessions} s JOIN {t.graph} g "
+            f"ON g.user_key = s.user_key AND g.session_key = s.session_key "
+            f"WHERE {KEY} AND {LIVE}"
+        )
+        self.traces_latest = text(f"SELECT e.step {traces_of} ORDER BY e.seq DESC LIMIT :n")
+        self.traces_all = text(f"SELECT e.step {traces_of} ORDER BY e.seq")
+        listing = (
+            f"SELECT s.session_key, s.created_at, s.updated_at, s.qa_count FROM {t.sessions} s "
+            f"WHERE s.user_key = :u AND {LIVE}"
+        )
+        order = "ORDER BY s.updated_at DESC, s.session_key LIMIT :n"
+        self.list_first = text(f"{listing} {order}")
+        self.list_after = text(
+            f"{listing} AND (s.updated_at < :cu OR (s.updated_at = :cu AND s.session_key > :cs)) "
+            f"{order}"
+        )
+        keys = (
+            f"SELECT s.user_key, s.session_key FROM {t.sessions} s WHERE {LIVE} "
+            "AND (s.user_key > :au OR (s.user_key = :au AND s.session_key > :as_)) "
+        )
+        page = "ORDER BY s.user_key, s.session_key LIMIT :n"
+        self.keys_all = text(f"{keys}{page}")
+        self.keys_of_user = text(f"{keys}AND s.user_key = :u {page}")
+
+        # -- writes --------------------------------------------------------
+        self.delete_live = text(
+            f"DELETE FROM {t.sessions} WHERE {OWN_KEY} "
+            "AND (expires_at IS NULL OR expires_at > :now)"
+        )
+        self.delete_expired = text(
+            f"DELETE FROM {t.sessions} WHERE {OWN_KEY} AND expires_at <= :now"
+        )
+        self.delete_any = text(f"DELETE FROM {t.sessions} WHERE {OWN_KEY}")
+        self.prune: tuple[TextClause, ...] = tuple(
+            text(f"DELETE FROM {name}") for name in (*t.children, t.sessions)
+        )
+        self.sweep = text(sweep)
+        self.insert_session = text(
+            f"INSERT INTO {t.sessions} ({SESSION_COLUMNS}) VALUES "
+            "(:u, :s, :created, :updated, :exp, :next_seq, :qa_count, :trace_seq, :trace_count, "
+            ":has_graph)"
+        )
+        self.insert_entry = text(
+            f"INSERT INTO {t.entries} (user_key, session_key, seq, {ENTRY_NAMES}) "
+            f"VALUES (:u, :s, :seq, {ENTRY_VALUES})"
+        )
+        self.insert_trace = text(
+            f"INSERT INTO {t.traces} (user_key, session_key, seq, step) "
+            "VALUES (:u, :s, :seq, :step)"
+        )
+        self.insert_graph = text(
+            f"INSERT INTO {t.graph} (user_key, session_key, context) VALUES (:u, :s, :context)"
+        )

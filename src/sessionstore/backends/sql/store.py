@@ -1,0 +1,436 @@
+"""``postgresql://``, ``mysql://``, ``mariadb://``: SQLAlchemy 2 asyncio Core.
+
+PostgreSQL goes through ``asyncpg`` (extra ``postgres``), MySQL and MariaDB
+through ``asyncmy`` (extra ``mysql``). A store has three parts, chosen or
+built once: its dialect (``postgres.py`` or ``mysql.py``: the statements and
+how they are sent, the DDL, the locks, the codec), its connection
+(``connection.py``: the engine, retries, error translation) and its schema
+(``schema.py``: the tables and migrations); it sweeps expired sessions with
+``sweep.py`` and shares ``improve_lock`` through ``lock.py``. This module
+holds the options and the contract's steps.
+
+Every hot call is one round trip: one statement on PostgreSQL, one
+multi-statement batch on MySQL/MariaDB.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+
+from sessionstore.backends.sql.dialect import WriteKind, load_dialect
+from sessionstore.backends.sql.sweep import Sweeper
+from sessionstore.clock import now_utc, to_micros
+from sessionstore.errors import InvalidParameterError, StoreError
+from sessionstore.keys import AllUsers, PageCursor, SessionKey
+from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
+from sessionstore.records import SessionData
+from sessionstore.store import SessionStore
+from sessionstore.stored import compact_json, trace_from_json, trace_to_json
+from sessionstore.urls import OptionParser, parse_bool, redact_url, split_options
+from sessionstore.validation import check_seconds
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+    from sessionstore.locks import LockBackend
+
+__all__ = ["SQLStore"]
+
+T = TypeVar("T")
+_KEYS_PAGE = 500
+_PREFIX = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _keyword_only(text: str) -> Any:
+    raise ValueError("only a keyword argument can pass this, not the URL")
+
+
+_OPTIONS: Final[dict[str, OptionParser]] = {
+    "table_prefix": str,
+    "auto_migrate": parse_bool,
+    "pool_size": int,
+    "max_overflow": int,
+    "pool_timeout": float,
+    "pool_recycle": float,
+    "connect_timeout": float,
+    "pre_ping": parse_bool,
+    "lock_timeout": float,
+    "retries": int,
+    "sweep_interval": float,
+    "sweep_batch": int,
+    "engine": _keyword_only,
+    "connect_args": _keyword_only,
+}
+
+
+class SQLStore(SessionStore):
+    """Sessions in PostgreSQL, MySQL or MariaDB tables named ``<table_prefix>*``.
+
+    Build it with :func:`sessionstore.open_store` (``postgresql://user:pw@host/db``,
+    ``mysql://...``, ``mariadb://...``), or ``SQLStore(engine=my_async_engine)``
+    to share an application's engine.
+
+    Args:
+        url: ``postgresql://user:pw@host/db``, ``mysql://...`` or
+            ``mariadb://...``; ignored when ``engine`` is given.
+        engine: an ``AsyncEngine`` to use instead of building one; the store
+            never disposes it.
+        table_prefix: namespace of this store's tables (lowercase letters,
+            digits, ``_``; up to 32 characters).
+        auto_migrate: create or upgrade the schema on first use; with
+            ``False`` an old schema raises :class:`StoreError` until
+            :meth:`migrate` is called.
+        pool_size, max_overflow, pool_timeout, pool_recycle, connect_timeout:
+            pool settings of the engine the store builds (seconds).
+        pre_ping: ping a pooled connection before use when it sat idle for
+            more than ``engine.PING_IDLE`` (5) seconds, so a server restart
+            or a silently dropped connection costs no failed call. A busy
+            connection is not pinged (no extra round trip); one the server
+            closed is replaced at checkout either way. Reads on a connection
+            that died anyway are retried once; writes fail with
+            StoreUnavailableError.
+        lock_timeout: seconds to wait for another process's migration.
+        retries: how often a deadlock or serialization failure is retried.
+        sweep_interval: seconds between background sweeps of expired sessions.
+        sweep_batch: sessions deleted per sweep statement.
+        connect_args: extra keyword arguments for the driver's ``connect``
+            (``ssl``, ``server_settings``, ...); keyword only, not in URLs.
+        ttl, max_field_bytes: see :class:`SessionStore`.
+
+    Raises:
+        InvalidParameterError: a bad option.
+        MissingDependencyError: the ``postgres`` or ``mysql`` extra is missing.
+
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        engine: AsyncEngine | None = None,
+        table_prefix: str = "",
+        auto_migrate: bool = True,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout: float = 10.0,
+        pool_recycle: float = 1800.0,
+        connect_timeout: float = 5.0,
+        pre_ping: bool = True,
+        lock_timeout: float = 60.0,
+        retries: int = 5,
+        sweep_interval: float = 60.0,
+        sweep_batch: int = 500,
+        connect_args: dict[str, Any] | None = None,
+        **base: Any,
+    ) -> None:
+        super().__init__(**base)
+        if not isinstance(table_prefix, str) or (
+            table_prefix and not _PREFIX.fullmatch(table_prefix)
+        ):
+            raise InvalidParameterError(
+                "table_prefix must be lowercase letters, digits and '_', starting with a "
+                f"letter, at most 32 characters; got {table_prefix!r}"
+            )
+        if engine is not None:
+            dialect = load_dialect(engine.dialect.name, table_prefix)
+            shown = engine.url.render_as_string(hide_password=True)
+        elif url is not None:
+            scheme, sep, _ = url.partition("://")
+            dialect = load_dialect(scheme if sep else "", table_prefix)
+            shown = redact_url(url)
+        else:
+            raise InvalidParameterError("SQLStore needs a url or an engine")
+        # These import SQLAlchemy: only now that load_dialect found the extra installed.
+        from sessionstore.backends.sql.connection import SQLConnection  # noqa: PLC0415
+        from sessionstore.backends.sql.engine import EngineOptions  # noqa: PLC0415
+        from sessionstore.backends.sql.schema import Schema  # noqa: PLC0415
+
+        self.dialect: str = dialect.name
+        """``"postgresql"`` or ``"mysql"`` (MariaDB included)."""
+        self.tables = dialect.tables
+        self.auto_migrate = auto_migrate
+        self._dialect = dialect
+        self._codec = dialect.codec
+        self._sql = dialect.sql
+        self._engine_options = EngineOptions(
+            pool_size,
+            max_overflow,
+            pool_timeout,
+            pool_recycle,
+            connect_timeout,
+            pre_ping,
+            connect_args or {},
+        )
+        self._db = SQLConnection(
+            dialect,
+            f"{shown} table_prefix={table_prefix!r}",
+            url=None if engine is not None else url,
+            engine=engine,
+            options=self._engine_options,
+            retries=retries,
+        )
+        self._schema = Schema(
+            self._db, dialect, check_seconds(lock_timeout, "lock_timeout", allow_zero=True)
+        )
+        self._sweeping = Sweeper(
+            self._db,
+            dialect.sql.sweep,
+            interval=check_seconds(sweep_interval, "sweep_interval", allow_zero=True),
+            batch=sweep_batch,
+            background=self.ttl is not None,
+        )
+        self._database = ""  # the database's own name, read on open: the locks' namespace
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build a store from a URL; options may also be URL query parameters.
+
+        Raises:
+            InvalidParameterError: an unknown or bad option.
+            MissingDependencyError: the ``postgres`` or ``mysql`` extra is missing.
+
+        """
+        base_url, merged = split_options(url, options, _OPTIONS)
+        return cls(base_url, **merged)
+
+    def describe(self) -> str:
+        """Return the database URL without its password, and the table prefix."""
+        return self._db.where
+
+    def _lock_backend(self) -> LockBackend | None:
+        """Return server locks named by this store's database and table prefix."""
+        from sessionstore.backends.sql.lock import SQLLockBackend  # noqa: PLC0415 - see __init__
+
+        namespace = compact_json([self._database, self.tables.prefix])
+        return SQLLockBackend(self._db, self._dialect, namespace)
+
+    # -- lifecycle and maintenance ------------------------------------------
+
+    async def _open(self) -> None:
+        self._database = await self._schema.prepare(auto_migrate=self.auto_migrate)
+        self._sweeping.start()
+
+    async def migrate(self) -> None:
+        """Create or upgrade this namespace's tables now (safe from many processes).
+
+        Raises:
+            StoreError: the database is newer than this code, or it failed.
+
+        """
+        if self._state == "closed":
+            raise StoreError(f"{self!r} is closed; open a new store")
+        await self._schema.migrate()
+
+    async def drop_tables(self) -> None:
+        """Drop this namespace's tables, schema version included (tests, uninstall).
+
+        Raises:
+            StoreError: the database failed.
+
+        """
+        if self._state == "closed":
+            raise StoreError(f"{self!r} is closed; open a new store")
+        await self._schema.drop()
+
+    async def close(self) -> None:
+        """Release the pool (only if the store built the engine); idempotent."""
+        await super().close()
+        # migrate() and drop_tables() may have built the engine without opening.
+        await self._close()
+
+    async def _close(self) -> None:
+        await self._sweeping.close()
+        await self._db.dispose()
+
+    async def sweep_expired(self, max_batches: int | None = None) -> int:
+        """Delete expired sessions in bounded, indexed batches; return how many.
+
+        Args:
+            max_batches: stop after this many ``sweep_batch``-sized deletes.
+
+        Raises:
+            StoreError: the database failed.
+
+        """
+        await self._ready()
+        return await self._sweeping.sweep(max_batches)
+
+    # The parts of the connection and the sweeper that the backend's tests reach.
+
+    def _get_engine(self) -> AsyncEngine:
+        return self._db.engine
+
+    @property
+    def _transactional(self) -> AsyncEngine:
+        return self._db.transactional
+
+    async def _run(self, op: Callable[[], Awaitable[T]], *, idempotent: bool = False) -> T:
+        return await self._db.run(op, idempotent=idempotent)
+
+    @property
+    def _sweeper(self) -> asyncio.Task[int] | None:
+        return self._sweeping.task
+
+    # -- parameters --------------------------------------------------------------
+
+    @staticmethod
+    def _now() -> int:
+        return to_micros(now_utc())
+
+    def _params(self, key: SessionKey) -> dict[str, Any]:
+        """Return the session's key, the time now, and when a write now makes it expire."""
+        now = self._now()
+        exp = None if self.ttl is None else now + int(self.ttl * 1_000_000)
+        return {
+            "u": self._codec.key(key.user_id),
+            "s": self._codec.key(key.session_id),
+            "now": now,
+            "exp": exp,
+        }
+
+    # -- writes ----------------------------------------------------------------
+
+    async def _write(self, kind: WriteKind, params: dict[str, Any]) -> None:
+        """Add an entry, a trace step or the graph context, with its session row."""
+
+        async def op() -> None:
+            for _ in range(3):
+                if await self._dialect.write(self._db.engine, kind, params):
+                    return
+            raise StoreError(f"{self.describe()}: the session kept expiring during a write")
+
+        await self._db.run(op)
+        self._sweeping.wrote()
+
+    async def _append(self, key: SessionKey, entry: SessionQAEntry) -> None:
+        await self._write("entry", {**self._params(key), **self._codec.entry_row(entry)})
+
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
+        await self._write("trace", {**self._params(key), "step": trace_to_json(step)})
+
+    async def _set_graph_context(self, key: SessionKey, context: str) -> None:
+        await self._write("graph", {**self._params(key), "context": self._codec.text_in(context)})
+
+    async def _update(self, key: SessionKey, qa_id: str, changes: dict[str, Any]) -> bool:
+        columns = self._codec.changes(changes)
+        params = {**self._params(key), "id": qa_id, **columns}
+        found = await self._db.run(lambda: self._dialect.update(self._db.engine, columns, params))
+        self._sweeping.wrote()
+        return found
+
+    async def _delete_entry(self, key: SessionKey, qa_id: str) -> bool:
+        params = {**self._params(key), "id": qa_id}
+        return await self._db.run(lambda: self._dialect.delete_entry(self._db.engine, params))
+
+    async def _delete_session(self, key: SessionKey) -> bool:
+        return await self._db.rowcount(self._sql.delete_live, self._params(key)) > 0
+
+    async def _prune(self) -> None:
+        async def work(conn: AsyncConnection) -> None:
+            for statement in self._sql.prune:
+                await conn.execute(statement)
+
+        await self._db.transaction(work)
+
+    async def _write_session(self, data: SessionData) -> None:
+        params = self._params(SessionKey(data.session_id, data.user_id))
+        rows = self._codec.session_rows(data, params)
+        sql = self._sql
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(sql.delete_any, params)
+            if not rows.entries and not rows.traces and rows.graph is None:
+                return
+            await conn.execute(sql.insert_session, rows.session)
+            if rows.entries:
+                await conn.execute(sql.insert_entry, rows.entries)
+            if rows.traces:
+                await conn.execute(sql.insert_trace, rows.traces)
+            if rows.graph is not None:
+                await conn.execute(sql.insert_graph, rows.graph)
+
+        await self._db.transaction(work)
+        self._sweeping.wrote()
+
+    # -- reads -------------------------------------------------------------------
+
+    async def _latest(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
+        rows = await self._db.rows(self._sql.latest, {**self._params(key), "n": last_n})
+        return [self._codec.entry(row, key.session_id, key.user_id) for row in reversed(rows)]
+
+    async def _all(self, key: SessionKey) -> list[SessionQAEntry]:
+        rows = await self._db.rows(self._sql.all, self._params(key))
+        return [self._codec.entry(row, key.session_id, key.user_id) for row in rows]
+
+    async def _get(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None:
+        rows = await self._db.rows(self._sql.get, {**self._params(key), "id": qa_id})
+        return self._codec.entry(rows[0], key.session_id, key.user_id) if rows else None
+
+    async def _count(self, key: SessionKey) -> int:
+        rows = await self._db.rows(self._sql.count, self._params(key))
+        return int(rows[0]["qa_count"]) if rows else 0
+
+    async def _latest_id(self, key: SessionKey) -> str | None:
+        rows = await self._db.rows(self._sql.latest_id, self._params(key))
+        return str(rows[0]["entry_id"]) if rows else None
+
+    async def _list_sessions(
+        self, user_id: str | None, limit: int, after: PageCursor | None
+    ) -> list[SessionInfo]:
+        codec = self._codec
+        params: dict[str, Any] = {"u": codec.key(user_id), "now": self._now(), "n": limit}
+        statement = self._sql.list_first
+        if after is not None:
+            statement = self._sql.list_after
+            params["cu"] = to_micros(after.updated_at)
+            params["cs"] = codec.key(after.session_id)
+        rows = await self._db.rows(statement, params)
+        return [codec.session_info(row, user_id) for row in rows]
+
+    async def _get_graph_context(self, key: SessionKey) -> str | None:
+        rows = await self._db.rows(self._sql.graph, self._params(key))
+        return self._codec.text_out(rows[0]["context"]) if rows else None
+
+    async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
+        if last_n is None:
+            rows = await self._db.rows(self._sql.traces_all, self._params(key))
+        else:
+            newest = await self._db.rows(
+                self._sql.traces_latest, {**self._params(key), "n": last_n}
+            )
+            rows = newest[::-1]
+        return [trace_from_json(row["step"]) for row in rows]
+
+    async def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
+        codec = self._codec
+        every_user = isinstance(user_filter, AllUsers)
+        statement = self._sql.keys_all if every_user else self._sql.keys_of_user
+        user = None if isinstance(user_filter, AllUsers) else codec.key(user_filter)
+        after_user, after_session = user if user is not None else codec.key(None), codec.key(None)
+        while True:
+            params = {"u": user, "au": after_user, "as_": after_session, "now": self._now()}
+            rows = await self._db.rows(statement, {**params, "n": _KEYS_PAGE})
+            for row in rows:
+                yield SessionKey(codec.unkey(row["session_key"]), codec.user(row["user_key"]))
+            if len(rows) < _KEYS_PAGE:
+                return
+            after_user, after_session = rows[-1]["user_key"], rows[-1]["session_key"]
+
+    async def _read_session(self, key: SessionKey) -> SessionData | None:
+        params = self._params(key)
+        sql = self._sql
+
+        async def work(conn: AsyncConnection) -> SessionData | None:
+            session = (await conn.execute(sql.session_row, params)).mappings().first()
+            if session is None:
+                return None
+            entries = (await conn.execute(sql.all, params)).mappings().all()
+            graph = (await conn.execute(sql.graph, params)).mappings().first()
+            traces = (await conn.execute(sql.traces_all, params)).mappings().all()
+            return self._codec.session(key, session, entries, graph, traces)
+
+        return await self._db.snapshot(work)

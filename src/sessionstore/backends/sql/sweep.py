@@ -1,0 +1,107 @@
+"""Deleting a SQL store's expired sessions: now, or in the background after writes.
+
+Reads filter ``expires_at`` and never delete. A sweep deletes at most
+``batch`` expired sessions per statement, found through the ``expires_at``
+index (the dialect's ``sweep`` statement), and their children go with them
+(``ON DELETE CASCADE``). A store with a ``ttl`` starts one sweep of at most
+:data:`BACKGROUND_BATCHES` batches after a write once ``interval`` seconds
+have passed, never on the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Final
+
+from sessionstore.clock import now_utc, to_micros
+from sessionstore.errors import StoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy import TextClause
+
+    from sessionstore.backends.sql.connection import SQLConnection
+
+__all__ = ["BACKGROUND_BATCHES", "Sweeper"]
+
+BACKGROUND_BATCHES: Final = 20
+"""The most batches one background sweep deletes."""
+_log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    """Sweeps one namespace's expired sessions through the store's connection.
+
+    Args:
+        connection: the store's connection.
+        statement: the dialect's bounded delete of expired sessions.
+        interval: seconds between background sweeps.
+        batch: sessions deleted per statement.
+        background: sweep in the background after writes (the store has a ttl).
+
+    """
+
+    def __init__(
+        self,
+        connection: SQLConnection,
+        statement: TextClause,
+        *,
+        interval: float,
+        batch: int,
+        background: bool,
+    ) -> None:
+        self.task: asyncio.Task[int] | None = None
+        """The background sweep running or last run, if any."""
+        self._connection = connection
+        self._statement = statement
+        self._interval = interval
+        self._batch = batch
+        self._background = background
+        self._next = 0.0
+
+    def start(self) -> None:
+        """Make a background sweep due now (the store has just opened)."""
+        self._next = time.monotonic()
+
+    async def sweep(self, max_batches: int | None = None) -> int:
+        """Delete expired sessions now; return how many.
+
+        Args:
+            max_batches: stop after this many ``batch``-sized deletes.
+
+        Raises:
+            StoreError: the database failed.
+
+        """
+        deleted, batches = 0, 0
+        while max_batches is None or batches < max_batches:
+            params = {"now": to_micros(now_utc()), "n": self._batch}
+            count = await self._connection.rowcount(self._statement, params)
+            deleted += count
+            batches += 1
+            if count < self._batch:
+                break
+        return deleted
+
+    def wrote(self) -> None:
+        """Start a background sweep when one is due (never on the request path)."""
+        if not self._background or time.monotonic() < self._next:
+            return
+        if self.task is not None and not self.task.done():
+            return
+        self._next = time.monotonic() + self._interval
+        self.task = asyncio.get_running_loop().create_task(self._sweep_in_background())
+
+    async def _sweep_in_background(self) -> int:
+        try:
+            return await self.sweep(BACKGROUND_BATCHES)
+        except StoreError as exc:
+            _log.warning("sessionstore: sweeping expired sessions failed: %s", exc)
+            return 0
+
+    async def close(self) -> None:
+        """Wait for a background sweep still running."""
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
