@@ -3,14 +3,17 @@
 The backend matrix: a test that asks for ``case``, ``store_url``,
 ``make_store`` or ``store`` runs once per backend in
 ``tests.contract.cases.CASES`` (the contract suite, the manager and the CLI
-tests all use it). Session-wide servers: the machine's Redis and a throwaway
-Redis Cluster.
+tests all use it). A test marked ``shared``, ``multi_process`` or
+``credentials`` runs only on the backends with that flag; one decorated with
+``pure_logic`` runs once, on the reference backend. Session-wide servers: the
+machine's Redis and a throwaway Redis Cluster; throwaway servers log into the
+pytest temp directory.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +22,18 @@ import pytest
 from sessionstore import SessionStore, open_store
 from tests.contract.cases import CASES, BackendCase, CaseContext, MakeStore
 from tests.redis_cluster import throwaway_cluster
-from tests.servers import server_url
+from tests.servers import deaths, keep_logs_in, server_url
 
 # -- the backend matrix ------------------------------------------------------
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave out tests that need what a backend does not offer (not skipped: absent)."""
-    needs = {"shared": "shared", "multi_process": "multi_process"}
+    flags = ("shared", "multi_process", "credentials")  # marker name = BackendCase field
     keep, drop = [], []
     for item in items:
         backend = getattr(getattr(item, "callspec", None), "params", {}).get("case")
-        wanted = [flag for marker, flag in needs.items() if item.get_closest_marker(marker)]
+        wanted = [flag for flag in flags if item.get_closest_marker(flag)]
         if isinstance(backend, BackendCase) and not all(getattr(backend, f) for f in wanted):
             drop.append(item)
         else:
@@ -80,7 +83,32 @@ async def store(make_store: MakeStore) -> SessionStore:
     return await make_store()
 
 
-# -- Redis (backends/redis.py) ------------------------------------------------
+# -- servers --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _server_logs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    keep_logs_in(tmp_path_factory.mktemp("server-logs"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Show, with a failing test, the log of any throwaway server that died."""
+    report = yield
+    if report.failed:
+        report.sections.extend(("throwaway server died", text) for text in deaths())
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for text in deaths():
+        terminalreporter.section("throwaway server died")
+        terminalreporter.write_line(text)
+
+
+# -- Redis ----------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")

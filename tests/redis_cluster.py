@@ -1,4 +1,8 @@
-"""A throwaway local Redis Cluster: three masters on free ports, no replicas."""
+"""A throwaway local Redis Cluster: three masters on free ports, no replicas.
+
+Each node's log is in the pytest temp directory (see ``tests/servers.py``); a
+cluster that fails to form says why with the tails of those logs.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,32 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from tests.servers import free_port, redis_server_command, unavailable, wait_for_port
+from tests.servers import (
+    ServerProcess,
+    free_port,
+    log_path,
+    redis_server_command,
+    run_logged,
+    tail,
+    unavailable,
+)
 
 
-def _cluster_ok(port: int) -> bool:
+def _cluster_ok(cli: str, port: int) -> bool:
     info = subprocess.run(
-        ["redis-cli", "-p", str(port), "cluster", "info"],
+        [cli, "-p", str(port), "cluster", "info"],
         capture_output=True,
         text=True,
         check=False,
         timeout=5,
     ).stdout
     return "cluster_state:ok" in info
+
+
+def _failure(what: str, nodes: list[ServerProcess]) -> RuntimeError:
+    return RuntimeError(
+        "\n".join([f"the throwaway Redis Cluster {what}"] + [tail(n.log) for n in nodes])
+    )
 
 
 @contextmanager
@@ -32,10 +50,12 @@ def throwaway_cluster(masters: int = 3) -> Iterator[list[int]]:
         raise AssertionError("unreachable")
     with ExitStack() as stack:
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sessionstore-cluster-"))
-        ports = []
+        ports: list[int] = []
+        nodes: list[ServerProcess] = []
         for i in range(masters):
             port = free_port()
-            proc = subprocess.Popen(
+            node = ServerProcess(
+                f"redis-cluster-node-{i}",
                 redis_server_command(
                     server,
                     port,
@@ -51,30 +71,24 @@ def throwaway_cluster(masters: int = 3) -> Iterator[list[int]]:
                     "--dbfilename",
                     f"dump-{i}.rdb",
                 ),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                watch=True,
             )
-            stack.callback(proc.wait)
-            stack.callback(proc.kill)
-            wait_for_port(port)
+            stack.callback(node.stop)
+            node.wait_for_port(port)
             ports.append(port)
-        subprocess.run(
-            [
-                cli,
-                "--cluster",
-                "create",
-                *(f"127.0.0.1:{p}" for p in ports),
-                "--cluster-replicas",
-                "0",
-                "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+            nodes.append(node)
+        create = [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports)]
+        try:
+            run_logged(
+                [*create, "--cluster-replicas", "0", "--cluster-yes"],
+                log_path("redis-cluster-create"),
+                timeout=60,
+            )
+        except (RuntimeError, subprocess.SubprocessError) as exc:
+            raise _failure(f"was not created: {exc}", nodes) from None
         deadline = time.monotonic() + 30
-        while not all(_cluster_ok(p) for p in ports):
+        while not all(_cluster_ok(cli, p) for p in ports):
             if time.monotonic() > deadline:
-                raise RuntimeError("the throwaway Redis Cluster never reached cluster_state:ok")
+                raise _failure("never reached cluster_state:ok", nodes)
             time.sleep(0.1)
         yield ports

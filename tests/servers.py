@@ -5,11 +5,17 @@ environment (defaults: the servers on 127.0.0.1). When the server is not
 there, a throwaway one is started if its binary is installed, else the test
 is skipped with the reason -- except under ``CI=true``, where a missing server
 is a failure.
+
+A throwaway server writes its output to a log in the pytest temp directory
+(see :func:`keep_logs_in`); when it fails to start, the error ends with the
+log's last lines, and one that dies during the run is reported by
+:func:`deaths` (``tests/conftest.py`` shows it with the failing test).
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import shutil
 import socket
@@ -67,6 +73,97 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
+# -- logs of the throwaway servers ---------------------------------------------
+
+_log_dir: Path | None = None
+_log_numbers = itertools.count()
+
+
+def keep_logs_in(directory: Path) -> None:
+    """Write the logs of throwaway servers started from now on into ``directory``."""
+    global _log_dir  # noqa: PLW0603 - one log directory per test run
+    _log_dir = directory
+
+
+def log_path(name: str) -> Path:
+    """Return a new log file for ``name`` (in a temporary directory outside pytest)."""
+    global _log_dir  # noqa: PLW0603 - created once, on first use outside pytest
+    if _log_dir is None:
+        _log_dir = Path(tempfile.mkdtemp(prefix="sessionstore-server-logs-"))
+    return _log_dir / f"{name}-{next(_log_numbers)}.log"
+
+
+def tail(log: Path, lines: int = 25) -> str:
+    """Return the last ``lines`` lines of ``log``, headed by its path."""
+    try:
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError as exc:
+        text = [f"(cannot read it: {exc})"]
+    return "\n".join([f"--- last lines of {log} ---", *text])
+
+
+def run_logged(command: list[str], log: Path, timeout: float = 120) -> None:
+    """Run a setup command with its output appended to ``log``; fail with the log's tail."""
+    with log.open("ab") as out:
+        code = subprocess.run(
+            command, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=timeout
+        ).returncode
+    if code != 0:
+        raise RuntimeError(f"{Path(command[0]).name} exited with {code}\n{tail(log)}")
+
+
+class ServerProcess:
+    """A throwaway server whose output goes to its log file."""
+
+    def __init__(self, name: str, command: list[str], *, watch: bool = False) -> None:
+        """Start ``command``; with ``watch``, :func:`deaths` reports it if it exits unasked."""
+        self.name = name
+        self.log = log_path(name)
+        self.stopping = False
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
+        if watch:
+            _WATCHED.append(self)
+
+    def wait_for_port(self, port: int, timeout: float = 10.0) -> None:
+        """Block until it listens on ``port``; fail with its log if it exits or never does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise self.failure(f"exited with {self.proc.returncode} while starting")
+            if reachable(f"tcp://127.0.0.1:{port}", 0.2):
+                return
+            time.sleep(0.05)
+        raise self.failure(f"did not listen on port {port} within {timeout}s")
+
+    def failure(self, what: str) -> RuntimeError:
+        return RuntimeError(f"{self.name} {what}\n{tail(self.log)}")
+
+    def stop(self) -> None:
+        """Terminate it (kill it if it takes more than 10 s) and wait for it."""
+        self.stopping = True
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+_WATCHED: list[ServerProcess] = []
+
+
+def deaths() -> list[str]:
+    """Return, once each, the log tails of watched servers that exited unasked."""
+    dead = [s for s in _WATCHED if not s.stopping and s.proc.poll() is not None]
+    for server in dead:
+        _WATCHED.remove(server)
+    return [str(s.failure(f"died (exit status {s.proc.returncode})")) for s in dead]
+
+
 def redis_server_command(binary: str, port: int, workdir: str | Path, *extra: str) -> list[str]:
     """Return the command of a private, non-persistent ``redis-server`` on ``port``."""
     persistence_off = ["--save", "", "--appendonly", "no"]
@@ -82,17 +179,13 @@ def throwaway_redis(*extra_args: str) -> Iterator[tuple[int, subprocess.Popen[by
         raise AssertionError("unreachable")
     port = free_port()
     with tempfile.TemporaryDirectory() as workdir:
-        proc = subprocess.Popen(
-            redis_server_command(binary, port, workdir, *extra_args),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server = ServerProcess("redis", redis_server_command(binary, port, workdir, *extra_args))
         try:
-            wait_for_port(port)
-            yield port, proc
+            server.wait_for_port(port)
+            yield port, server.proc
         finally:
-            proc.kill()
-            proc.wait()
+            server.proc.kill()
+            server.proc.wait()
 
 
 _STARTED: dict[str, str] = {}
@@ -113,7 +206,7 @@ def server_url(kind: str) -> str:
     starter = {"redis": _start_redis, "postgresql": _start_postgres, "mariadb": _start_mariadb}
     try:
         url = starter[kind]()
-    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         unavailable(f"no {kind} server at {_where(configured)} and no throwaway one: {exc}")
         raise AssertionError("unreachable") from exc
     _STARTED[kind] = url
@@ -124,19 +217,14 @@ def _where(url: str) -> str:
     return url.rsplit("@", maxsplit=1)[-1].rsplit("://", maxsplit=1)[-1]
 
 
-def _spawn(command: list[str], port: int, data: Path) -> None:
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    atexit.register(_stop, proc, data)
-    wait_for_port(port, timeout=30)
+def _spawn(name: str, command: list[str], port: int, data: Path) -> None:
+    server = ServerProcess(name, command, watch=True)
+    atexit.register(_stop, server, data)
+    server.wait_for_port(port, timeout=30)
 
 
-def _stop(proc: subprocess.Popen[bytes], data: Path) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def _stop(server: ServerProcess, data: Path) -> None:
+    server.stop()
     shutil.rmtree(data, ignore_errors=True)
 
 
@@ -154,7 +242,7 @@ def _start_redis() -> str:
     binary = _binary("redis-server")
     port = free_port()
     data = workdir("redis-")
-    _spawn(redis_server_command(binary, port, data), port, data)
+    _spawn("redis", redis_server_command(binary, port, data), port, data)
     return f"redis://127.0.0.1:{port}/0"
 
 
@@ -171,17 +259,17 @@ def _start_postgres() -> str:
     data = workdir("postgres-")
     if os.geteuid() == 0:
         shutil.chown(data, "postgres")
-    subprocess.run(
+    setup = log_path("postgres-setup")
+    run_logged(
         _as_service_user([initdb, "-D", str(data), "-U", "postgres", "--auth=trust"], "postgres"),
-        check=True,
-        capture_output=True,
+        setup,
     )
     port = free_port()
     server = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(data)]
     server += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
-    _spawn(_as_service_user(server, "postgres"), port, data)
+    _spawn("postgres", _as_service_user(server, "postgres"), port, data)
     createdb = [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
-    subprocess.run([*createdb, "test"], check=True, capture_output=True)
+    run_logged([*createdb, "test"], setup)
     return f"postgresql://postgres@127.0.0.1:{port}/test"
 
 
@@ -190,7 +278,8 @@ def _start_mariadb() -> str:
     daemon = _binary("mariadbd", "usr/sbin/mariadbd")
     data = workdir("mariadb-")
     user = ["--user=root"] if os.geteuid() == 0 else []
-    subprocess.run(
+    setup = log_path("mariadb-setup")
+    run_logged(
         [
             install,
             "--no-defaults",
@@ -198,11 +287,11 @@ def _start_mariadb() -> str:
             "--auth-root-authentication-method=normal",
             *user,
         ],
-        check=True,
-        capture_output=True,
+        setup,
     )
     port = free_port()
     _spawn(
+        "mariadb",
         [
             daemon,
             "--no-defaults",
@@ -216,7 +305,7 @@ def _start_mariadb() -> str:
         data,
     )
     client = _binary("mariadb")
-    subprocess.run(
+    run_logged(
         [
             client,
             "-h",
@@ -227,8 +316,7 @@ def _start_mariadb() -> str:
             "-e",
             "CREATE DATABASE IF NOT EXISTS test",
         ],
-        check=True,
-        capture_output=True,
+        setup,
     )
     return f"mysql://root@127.0.0.1:{port}/test"
 

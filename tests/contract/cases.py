@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from tests.backends.sql_fixtures import sql_case_url
 
 if TYPE_CHECKING:
-    import pytest
-
     from sessionstore import SessionStore
 
 
@@ -44,6 +44,11 @@ class BackendCase:
     shared: bool = True
     # Several processes may use the same URL at once.
     multi_process: bool = True
+    # Its URL names a server and may carry a user and password.
+    credentials: bool = False
+    # Expiry follows ``sessionstore.clock.now_utc`` of this process, so a test
+    # moves time with ``set_clock``; False where the server's clock expires data.
+    fake_clock: bool = True
     # Known gaps: test function name -> reason; run as xfail(strict=True).
     gaps: Mapping[str, str] = field(default_factory=dict)
 
@@ -51,14 +56,25 @@ class BackendCase:
 CASES: list[BackendCase] = [
     BackendCase("memory", lambda ctx: "memory://", shared=False, multi_process=False),
     BackendCase("sqlite", lambda ctx: f"sqlite:///{ctx.tmp_path / 'store.db'}"),
-    BackendCase("postgresql", lambda ctx: sql_case_url(ctx, "postgresql")),
-    BackendCase("mariadb", lambda ctx: sql_case_url(ctx, "mariadb")),
+    BackendCase("postgresql", lambda ctx: sql_case_url(ctx, "postgresql"), credentials=True),
+    BackendCase("mariadb", lambda ctx: sql_case_url(ctx, "mariadb"), credentials=True),
     BackendCase("files", lambda ctx: f"file://{ctx.tmp_path / 'root'}"),
     BackendCase(
-        "redis", lambda ctx: f"{ctx.request.getfixturevalue('redis_server_url')}?prefix={ctx.token}"
+        "redis",
+        lambda ctx: f"{ctx.request.getfixturevalue('redis_server_url')}?prefix={ctx.token}",
+        credentials=True,
+        fake_clock=False,
     ),
     BackendCase(
         "redis-cluster",
         lambda ctx: f"{ctx.request.getfixturevalue('redis_cluster_url')}?prefix={ctx.token}",
+        credentials=True,
+        fake_clock=False,
     ),
 ]
+
+REFERENCE = CASES[0]
+"""The in-memory backend, the readable reference."""
+
+pure_logic = pytest.mark.parametrize("case", [REFERENCE], ids=[REFERENCE.name], indirect=True)
+"""Run a matrix test once, on the reference backend: what it checks happens before storage."""

@@ -1,9 +1,14 @@
-"""Expiry: writes slide it, reads do not, expired data is invisible at once."""
+"""Expiry: writes slide it, reads do not, expired data is invisible at once.
+
+Time moves with ``sessionstore.clock.set_clock`` on the backends that expire
+sessions by it, and by waiting on those whose server expires them.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,9 +19,39 @@ from sessionstore import (
     SessionTraceStep,
     open_store,
 )
+from sessionstore.clock import set_clock
+from tests.contract.cases import BackendCase, MakeStore
 
-TTL = 1.5
-HALF = 0.9  # two of these pass the ttl, one does not
+MOST = 0.6  # of the ttl: two of these pass it, one does not
+
+
+class Clock:
+    """The time a store sees: moved at once where it can be, else waited for."""
+
+    def __init__(self, ttl: float, *, fake: bool) -> None:
+        self.ttl = ttl  # seconds; open the store with it
+        self._fake = fake
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    async def advance(self, part: float) -> None:
+        """Let ``part`` of the ttl pass."""
+        if self._fake:
+            self._offset += timedelta(seconds=part * self.ttl)
+        else:
+            await asyncio.sleep(part * self.ttl)
+
+
+@pytest.fixture
+def clock(case: BackendCase) -> Iterator[Clock]:
+    if not case.fake_clock:
+        yield Clock(0.8, fake=False)  # the server's clock: short real waits
+        return
+    clock = Clock(60.0, fake=True)
+    with set_clock(clock.now):
+        yield clock
 
 
 async def _everything_gone(store: SessionStore, sid: str, user: str | None, qa_id: str) -> None:
@@ -31,54 +66,56 @@ async def _everything_gone(store: SessionStore, sid: str, user: str | None, qa_i
     assert [d async for d in store.export_sessions()] == []
 
 
-async def test_writes_slide_expiry_of_all_session_data(make_store: Any) -> None:
-    store: SessionStore = await make_store(ttl=TTL)
+async def test_writes_slide_expiry_of_all_session_data(make_store: MakeStore, clock: Clock) -> None:
+    store = await make_store(ttl=clock.ttl)
     qa_id = await store.create_qa_entry("s", "u", "q", "a")
     await store.set_graph_context("s", "u", "g")
     await store.save_trace_step("s", "u", SessionTraceStep(origin_function="f", status="ok"))
-    await asyncio.sleep(HALF)
+    await clock.advance(MOST)
     await store.create_qa_entry("s", "u", "q2", "a2")  # a write slides everything
-    await asyncio.sleep(HALF)
+    await clock.advance(MOST)
     assert await store.count_qa_entries("s", "u") == 2
     assert await store.get_graph_context("s", "u") == "g"
     assert len(await store.read_trace_steps("s", "u")) == 1
     assert await store.get_qa_entry("s", "u", qa_id) is not None
     assert [i.session_id for i in (await store.list_sessions("u")).items] == ["s"]
-    await asyncio.sleep(HALF)
+    await clock.advance(MOST)
     await _everything_gone(store, "s", "u", qa_id)
 
 
-async def test_reads_do_not_slide_expiry(make_store: Any) -> None:
-    store: SessionStore = await make_store(ttl=TTL)
+async def test_reads_do_not_slide_expiry(make_store: MakeStore, clock: Clock) -> None:
+    store = await make_store(ttl=clock.ttl)
     qa_id = await store.create_qa_entry("s", None, "q", "a")
-    await asyncio.sleep(HALF)
+    await clock.advance(MOST)
     assert await store.count_qa_entries("s", None) == 1
     assert len(await store.get_all_qa_entries("s", None)) == 1
     assert (await store.list_sessions(None)).items
-    await asyncio.sleep(HALF)
+    await clock.advance(MOST)
     await _everything_gone(store, "s", None, qa_id)
 
 
 @pytest.mark.parametrize("write", ["update", "graph", "trace"])
-async def test_every_kind_of_write_slides(make_store: Any, write: str) -> None:
-    store: SessionStore = await make_store(ttl=TTL)
+async def test_every_kind_of_write_slides(make_store: MakeStore, clock: Clock, write: str) -> None:
+    store = await make_store(ttl=clock.ttl)
     qa_id = await store.create_qa_entry("s", "u", "q", "a")
-    await asyncio.sleep(HALF)
+    await clock.advance(MOST)
     if write == "update":
         assert await store.update_qa_entry("s", "u", qa_id, SessionQAUpdate(feedback_score=1))
     elif write == "graph":
         await store.set_graph_context("s", "u", "g")
     else:
         await store.save_trace_step("s", "u", SessionTraceStep(origin_function="f", status="ok"))
-    await asyncio.sleep(HALF)
+    await clock.advance(MOST)
     assert await store.get_qa_entry("s", "u", qa_id) is not None
 
 
-async def test_expired_session_starts_fresh_on_next_write(make_store: Any) -> None:
-    store: SessionStore = await make_store(ttl=0.5)
+async def test_expired_session_starts_fresh_on_next_write(
+    make_store: MakeStore, clock: Clock
+) -> None:
+    store = await make_store(ttl=clock.ttl)
     await store.create_qa_entry("s", "u", "old", "a")
     await store.set_graph_context("s", "u", "old graph")
-    await asyncio.sleep(0.8)
+    await clock.advance(1.2)
     new_id = await store.create_qa_entry("s", "u", "new", "a")
     assert [e.id for e in await store.get_all_qa_entries("s", "u")] == [new_id]
     assert await store.get_graph_context("s", "u") is None
@@ -87,12 +124,12 @@ async def test_expired_session_starts_fresh_on_next_write(make_store: Any) -> No
     assert await store.delete_session("s", "u") is True
 
 
-async def test_other_sessions_keep_their_own_clock(make_store: Any) -> None:
-    store: SessionStore = await make_store(ttl=TTL)
+async def test_other_sessions_keep_their_own_clock(make_store: MakeStore, clock: Clock) -> None:
+    store = await make_store(ttl=clock.ttl)
     await store.create_qa_entry("old", "u", "q", "a")
-    await asyncio.sleep(HALF)
+    await clock.advance(MOST)
     await store.create_qa_entry("new", "u", "q", "a")
-    await asyncio.sleep(HALF)
+    await clock.advance(MOST)
     assert [i.session_id for i in (await store.list_sessions("u")).items] == ["new"]
 
 
@@ -100,11 +137,3 @@ async def test_other_sessions_keep_their_own_clock(make_store: Any) -> None:
 def test_bad_ttl_is_rejected(ttl: object) -> None:
     with pytest.raises(InvalidParameterError, match="ttl"):
         open_store("memory://", ttl=ttl)
-
-
-def test_ttl_from_url_query(store_url: str) -> None:
-    separator = "&" if "?" in store_url else "?"
-    store = open_store(f"{store_url}{separator}ttl=2.5")
-    assert store.ttl == 2.5
-    with pytest.raises(InvalidParameterError, match="ttl"):
-        open_store(f"{store_url}{separator}ttl=-3")

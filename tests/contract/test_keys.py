@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessionstore import SessionStore, SessionTraceStep
+from tests.contract.cases import pure_logic
 
 TRICKY_IDS = [
     "plain",
@@ -91,6 +92,7 @@ async def test_no_call_crosses_users(store: SessionStore) -> None:
     assert len(await store.read_trace_steps("s", "alice")) == 1
 
 
+@pure_logic  # ids are checked before any backend step
 @pytest.mark.parametrize(
     "bad",
     ["", "x" * 257, "nul\x00inside", "\ud800 lone surrogate", 5, b"bytes", None],
@@ -103,6 +105,7 @@ async def test_bad_session_ids_are_rejected(store: SessionStore, bad: object) ->
     assert (await store.list_sessions("u")).items == []
 
 
+@pure_logic
 @pytest.mark.parametrize("bad", ["", "x" * 257, "a\x00b", "\udfff", 0, ["u"]])
 async def test_bad_user_ids_are_rejected(store: SessionStore, bad: object) -> None:
     with pytest.raises(ValueError, match="user_id"):

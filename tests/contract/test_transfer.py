@@ -13,6 +13,7 @@ from sessionstore import (
     SessionStore,
     open_store,
 )
+from tests.contract.cases import pure_logic
 from tests.sample_sessions import fill, snapshot
 
 
@@ -86,6 +87,7 @@ async def test_import_accepts_async_iterables(store: SessionStore) -> None:
     assert await store.count_qa_entries("s1", "bob") == 2
 
 
+@pure_logic  # a dump is checked whole before any backend step
 @pytest.mark.parametrize(
     "change",
     [
@@ -111,6 +113,7 @@ async def test_import_refuses_bad_dumps_and_writes_nothing(
     assert (await store.list_sessions("u")).items == []
 
 
+@pure_logic
 async def test_import_of_bad_entry_field_writes_nothing(store: SessionStore) -> None:
     source = open_store("memory://")
     async with source:

@@ -1,4 +1,8 @@
-"""Bad input raises InvalidParameterError before any I/O; nothing is written."""
+"""Bad input raises InvalidParameterError before any I/O; nothing is written.
+
+The checks live in the base class and run before any backend step, so these
+tests run once, on the reference backend.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from sessionstore import (
     SessionStore,
     SessionTraceStep,
 )
+from tests.contract.cases import MakeStore, pure_logic
 
 S, U = "s", "u"
 
@@ -40,6 +45,7 @@ BAD_CREATE_FIELDS: list[dict[str, Any]] = [
 ]
 
 
+@pure_logic
 @pytest.mark.parametrize("fields", BAD_CREATE_FIELDS, ids=repr)
 async def test_bad_create_writes_nothing(store: SessionStore, fields: dict[str, Any]) -> None:
     args: dict[str, Any] = {"question": "q", "answer": "a", **fields}
@@ -68,6 +74,7 @@ async def test_bad_update_is_rejected_when_built(fields: dict[str, Any]) -> None
         SessionQAUpdate(**fields)
 
 
+@pure_logic
 async def test_update_must_be_an_update_model(store: SessionStore) -> None:
     qa_id = await store.create_qa_entry(S, U, "q", "a")
     with pytest.raises(InvalidParameterError, match="SessionQAUpdate"):
@@ -77,10 +84,9 @@ async def test_update_must_be_an_update_model(store: SessionStore) -> None:
     assert entry.answer == "a"
 
 
-async def test_max_field_bytes_applies_to_create_update_and_graph(
-    make_store: Any,
-) -> None:
-    store: SessionStore = await make_store(max_field_bytes=10)
+@pure_logic
+async def test_max_field_bytes_applies_to_create_update_and_graph(make_store: MakeStore) -> None:
+    store = await make_store(max_field_bytes=10)
     assert store.max_field_bytes == 10
     qa_id = await store.create_qa_entry(S, U, "0123456789", "ok")
     with pytest.raises(InvalidParameterError, match="max_field_bytes"):
@@ -103,6 +109,7 @@ async def test_max_field_bytes_applies_to_create_update_and_graph(
     assert await store.read_trace_steps(S, U) == []
 
 
+@pure_logic
 @pytest.mark.parametrize("bad", [-1, True, 1.0, "3", None])
 async def test_bad_last_n(store: SessionStore, bad: object) -> None:
     with pytest.raises(InvalidParameterError, match="last_n"):
@@ -112,18 +119,21 @@ async def test_bad_last_n(store: SessionStore, bad: object) -> None:
             await store.read_trace_steps(S, U, bad)  # type: ignore[arg-type]
 
 
+@pure_logic
 @pytest.mark.parametrize("bad", [0, 1001, -5, True, "10", 2.5])
 async def test_bad_limit(store: SessionStore, bad: object) -> None:
     with pytest.raises(InvalidParameterError, match="limit"):
         await store.list_sessions(U, limit=bad)  # type: ignore[arg-type]
 
 
+@pure_logic
 @pytest.mark.parametrize("bad", ["", "garbage", "e30", "W10", "bm90IGpzb24", 17])
 async def test_bad_cursor(store: SessionStore, bad: object) -> None:
     with pytest.raises(InvalidParameterError, match="cursor"):
         await store.list_sessions(U, cursor=bad)  # type: ignore[arg-type]
 
 
+@pure_logic
 async def test_bad_qa_id_type(store: SessionStore) -> None:
     with pytest.raises(InvalidParameterError, match="qa_id"):
         await store.get_qa_entry(S, U, uuid.uuid4())  # type: ignore[arg-type]
@@ -147,6 +157,7 @@ def test_bad_trace_step(fields: dict[str, Any]) -> None:
         SessionTraceStep(**fields)
 
 
+@pure_logic
 async def test_bad_graph_context(store: SessionStore) -> None:
     with pytest.raises(InvalidParameterError):
         await store.set_graph_context(S, U, None)  # type: ignore[arg-type]
@@ -155,6 +166,7 @@ async def test_bad_graph_context(store: SessionStore) -> None:
     assert await store.get_graph_context(S, U) is None
 
 
+@pure_logic
 async def test_save_trace_step_needs_a_step(store: SessionStore) -> None:
     with pytest.raises(InvalidParameterError, match="SessionTraceStep"):
         await store.save_trace_step(S, U, {"origin_function": "f"})  # type: ignore[arg-type]

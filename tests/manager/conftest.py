@@ -1,4 +1,8 @@
-"""Fixtures: every manager test runs once per backend of the matrix in tests/conftest.py."""
+"""Fixtures: a manager test runs once per backend of the matrix in tests/conftest.py.
+
+Tests of logic that runs before the store (validation, LLM text, fallbacks)
+are marked ``pure_logic`` and run once, on the reference backend.
+"""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from sessionstore import (
     SessionStore,
     UsedGraphElementIds,
 )
+from tests.contract.cases import pure_logic
 from tests.manager.fakes import PUBLIC_CALLS, StoreSpy
 
 
@@ -77,6 +78,7 @@ async def test_add_feedback_resets_applied_weights(
     assert entry.memify_metadata == {"feedback_weights_applied": False}
 
 
+@pure_logic
 async def test_bad_score_fails_before_the_store(
     manager: SessionManager, store: SessionStore
 ) -> None:
@@ -93,6 +95,7 @@ async def test_bad_score_fails_before_the_store(
     assert spy.calls == []
 
 
+@pure_logic
 async def test_bad_score_fails_even_on_a_closed_store(store: SessionStore) -> None:
     manager = SessionManager(store)
     await store.close()
@@ -161,6 +164,7 @@ async def test_graph_context_pass_through(manager: SessionManager, store: Sessio
     assert await manager.get_graph_context(session_id="s", user_id="u") == ""
 
 
+@pure_logic
 async def test_bad_text_writes_nothing(manager: SessionManager, store: SessionStore) -> None:
     with pytest.raises(InvalidParameterError):
         await manager.save_qa("\ud800", "a", session_id="s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessionstore import InvalidParameterError, SessionContext, SessionManager, SessionStore
+from tests.contract.cases import pure_logic
 from tests.manager.fakes import StoreSpy
 
 
@@ -156,6 +157,7 @@ BAD_CONFIGURATIONS: list[dict[str, object]] = [
 ]
 
 
+@pure_logic
 async def test_bad_configuration(store: SessionStore) -> None:
     for kwargs in BAD_CONFIGURATIONS:
         with pytest.raises(InvalidParameterError):
@@ -164,6 +166,7 @@ async def test_bad_configuration(store: SessionStore) -> None:
         SessionManager(object())  # type: ignore[arg-type]
 
 
+@pure_logic
 async def test_bad_ids_are_rejected(manager: SessionManager) -> None:
     with pytest.raises(InvalidParameterError):
         await manager.load_history_messages("")

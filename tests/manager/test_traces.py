@@ -10,6 +10,7 @@ import pytest
 
 from sessionstore import InvalidParameterError, SessionManager, SessionStore, StoreError
 from sessionstore.llm import SUMMARY_SYSTEM_PROMPT, TIMEOUT_ENV
+from tests.contract.cases import pure_logic
 from tests.manager.fakes import PUBLIC_CALLS, ScriptedLLM, Sleep, StoreSpy
 
 
@@ -47,6 +48,7 @@ async def test_step_is_stored_with_a_new_uuid4(
     assert await manager.get_agent_trace_count() == 1
 
 
+@pure_logic
 async def test_llm_request(manager: SessionManager, llm: ScriptedLLM) -> None:
     await manager.add_agent_trace_step(
         origin_function="f", status="ok", method_return_value={"a": [1, 2], "é": None}
@@ -74,6 +76,7 @@ SENT = [
 ]
 
 
+@pure_logic
 async def test_return_value_is_cut_to_1000_chars(
     manager: SessionManager, llm: ScriptedLLM, store: SessionStore
 ) -> None:
@@ -102,6 +105,7 @@ SCRUBBED = [
 ]
 
 
+@pure_logic
 async def test_llm_text_is_scrubbed(manager: SessionManager, llm: ScriptedLLM) -> None:
     llm.script = [reply for reply, _ in SCRUBBED]
     for _, stored in SCRUBBED:
@@ -109,6 +113,7 @@ async def test_llm_text_is_scrubbed(manager: SessionManager, llm: ScriptedLLM) -
         assert feedback == stored
 
 
+@pure_logic
 async def test_unusable_llm_answer_stores_the_fallback(
     manager: SessionManager, llm: ScriptedLLM
 ) -> None:
@@ -123,6 +128,7 @@ async def test_unusable_llm_answer_stores_the_fallback(
     assert await manager.get_agent_trace_count("t") == len(unusable)
 
 
+@pure_logic
 async def test_llm_timeout_stores_the_fallback(
     manager: SessionManager, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -140,6 +146,7 @@ async def test_llm_timeout_stores_the_fallback(
     assert feedback == "slow failed. Reason: boom."
 
 
+@pure_logic
 async def test_llm_within_the_timeout_is_used(
     manager: SessionManager, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,6 +168,7 @@ FALLBACKS = [
 ]
 
 
+@pure_logic
 async def test_fallback_sentences(store: SessionStore) -> None:
     manager = SessionManager(store)  # no LLM
     for status, error, expected in FALLBACKS:
@@ -174,6 +182,7 @@ async def test_fallback_sentences(store: SessionStore) -> None:
         assert feedback == expected, (status, error)
 
 
+@pure_logic
 async def test_llm_is_skipped_when_not_wanted(manager: SessionManager, llm: ScriptedLLM) -> None:
     no_flag = await _feedback(
         manager, origin_function="f", status="ok", method_return_value=1, generate_feedback=False
@@ -183,6 +192,7 @@ async def test_llm_is_skipped_when_not_wanted(manager: SessionManager, llm: Scri
     assert llm.calls == []
 
 
+@pure_logic
 async def test_bad_step_fails_before_llm_and_store(
     manager: SessionManager, store: SessionStore, llm: ScriptedLLM
 ) -> None:
@@ -204,6 +214,7 @@ async def test_bad_step_fails_before_llm_and_store(
     assert spy.calls == []
 
 
+@pure_logic
 async def test_store_failure_is_not_hidden(store: SessionStore) -> None:
     manager = SessionManager(store, llm=ScriptedLLM())
     await store.close()
