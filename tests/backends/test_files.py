@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,25 @@ async def test_uncommitted_complete_line_is_invisible(store: SessionStore, root:
     assert await store.get_qa_entry("s", "u", qa_id) is not None
 
 
+async def test_a_copied_store_reads_what_state_json_committed(
+    store: SessionStore, root: Path, tmp_path: Path
+) -> None:
+    ids = [await store.create_qa_entry("s", "u", f"q{i}", "a") for i in range(2)]
+    ghost = {"n": 9, "op": "delete", "id": ids[0]}
+    with (root / "u-u" / "s-s" / "entries.jsonl").open("a") as f:
+        f.write(json.dumps(ghost) + "\n")  # appended, then "crashed" before the commit
+    copy = tmp_path / "restored"
+    shutil.copytree(root, copy)  # a backup restored: the same bytes in files of other inodes
+    async with open_store(f"file://{copy}") as restored:
+        assert await restored.count_qa_entries("s", "u") == 2
+        assert [e.id for e in await restored.get_all_qa_entries("s", "u")] == ids
+        assert await restored.latest_qa_id("s", "u") == ids[-1]
+        new = await restored.create_qa_entry("s", "u", "after the restore", "a")
+        assert [e.id for e in await restored.get_all_qa_entries("s", "u")] == [*ids, new]
+    torn = copy / "u-u" / "s-s" / "entries.jsonl.torn"
+    assert json.loads(torn.read_text()) == ghost
+
+
 async def test_corrupt_line_raises_and_is_never_changed(store: SessionStore, root: Path) -> None:
     for i in range(3):
         await store.create_qa_entry("s", "u", f"q{i}", "a")
@@ -227,6 +247,7 @@ async def test_compaction_keeps_live_entries_only(store: SessionStore, root: Pat
     adds = [r["n"] for r in records if r["op"] == "add"]
     assert adds == sorted(adds)
     assert not (path.parent / "entries.jsonl.tmp").exists()
+    assert not (path.parent / "entries.jsonl.next").exists()
     newest = await store.create_qa_entry("s", "u", "later", "a")
     assert await store.latest_qa_id("s", "u") == newest
     assert await store.count_qa_entries("s", "u") == 21

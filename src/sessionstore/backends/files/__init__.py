@@ -5,7 +5,8 @@ worker threads, error translation, marker, prune, sweep), ``session`` (one
 session directory and its commit protocol), ``repair`` (after a crash),
 ``replay`` (reading ``entries.jsonl``), ``codec`` (what each line holds),
 ``log`` (JSON Lines files), ``state`` (``state.json``), ``layout`` (names and
-the ``flock``), ``lock`` (``improve_lock``).
+the ``flock``), ``directory`` (opening names without following links),
+``lock`` (``improve_lock``).
 """
 
 from sessionstore.backends.files.store import FileStore

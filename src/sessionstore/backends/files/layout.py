@@ -22,17 +22,22 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import unquote
+
+from sessionstore.backends.files.directory import Directory
+from sessionstore.errors import StoreError
 
 __all__ = [
     "ANONYMOUS_DIR",
     "ENTRIES",
     "GRAPH",
     "LAYOUT",
+    "LOCK_ATTEMPTS",
     "LOCK_FILE",
     "MARKER",
+    "NEXT",
     "STATE",
     "TRACES",
     "decode_name",
@@ -48,6 +53,9 @@ LAYOUT = "sessionstore.files/1"  # what the marker says this root holds
 # The files of a session directory (what each holds: ``session.py``).
 STATE, ENTRIES, TRACES, GRAPH = "state.json", "entries.jsonl", "traces.jsonl", "graph.json"
 LOCK_FILE = ".lock"
+NEXT = ".next"  # a file staged to replace another, in place once state.json lists it
+# Times a call tries to lock a session that others keep deleting before it gives up.
+LOCK_ATTEMPTS = 1000
 
 ANONYMOUS_DIR = "anonymous"
 MAX_NAME_BYTES = 255
@@ -101,46 +109,71 @@ def decode_name(name: str) -> str | None:
 
 
 @contextmanager
-def session_lock(directory: Path, *, exclusive: bool, create: bool) -> Iterator[bool]:
-    """Hold the ``flock`` of a session directory.
+def session_lock(
+    root: Path, user: str, session: str, *, exclusive: bool, create: bool, sync: bool = False
+) -> Iterator[Directory | None]:
+    """Hold the ``flock`` of a session directory and yield the directory, open.
 
-    The lock is taken on ``<directory>/.lock``, which a session delete removes
-    while holding it; a waiter that then gets the lock of a removed file
-    notices (the inode at the path changed) and tries again. Threads of one
-    process exclude each other too, since each opens its own descriptor.
+    The directories are opened one name at a time without following links
+    (:class:`Directory`). The lock is taken on ``<session>/.lock``, which a
+    session delete removes while holding it; a waiter that then gets the lock
+    of a removed file notices (the inode at the name changed) and tries
+    again. Threads of one process exclude each other too, since each opens
+    its own descriptor.
 
     Args:
-        directory: the session directory.
+        root: the store's root directory.
+        user: the user directory's name.
+        session: the session directory's name.
         exclusive: a writer's lock (``LOCK_EX``) rather than a reader's.
-        create: make the directory and lock file if missing.
+        create: make the directories and lock file if missing.
+        sync: ``fsync`` the parent of each directory made.
 
     Yields:
-        ``True`` while locked; ``False`` (unlocked) when the session
-        directory does not exist and ``create`` is false.
+        The session directory while locked; ``None`` (unlocked) when it does
+        not exist and ``create`` is false.
+
+    Raises:
+        StoreError: the session kept being removed while this call waited
+            (:data:`LOCK_ATTEMPTS` times), or a link was found on the way.
     """
-    path = directory / LOCK_FILE
-    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
-    while True:
-        if create:
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-            except FileNotFoundError:  # a parent was removed meanwhile (prune)
-                continue
-        try:
-            fd = os.open(path, flags, 0o644)
-        except FileNotFoundError:
-            if create:
-                continue
-            yield False
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            try:
-                current = path.stat().st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
-            if current:
-                yield True
+    flags = os.O_RDWR | (os.O_CREAT if create else 0)
+    for _ in range(LOCK_ATTEMPTS):
+        with ExitStack() as held:
+            found = _lock_once(held, root, user, session, flags, exclusive=exclusive, sync=sync)
+            if not isinstance(found, _Retry):
+                yield found
                 return
-        finally:
-            os.close(fd)
+    raise StoreError(
+        f"{root / user / session} was removed {LOCK_ATTEMPTS} times while this call "
+        "waited for its lock; retry the call"
+    )
+
+
+class _Retry:
+    """The session directory or its lock file went away while we waited: try again."""
+
+
+_RETRY = _Retry()
+
+
+def _lock_once(
+    held: ExitStack, root: Path, user: str, session: str, flags: int, *, exclusive: bool, sync: bool
+) -> Directory | _Retry | None:
+    create = bool(flags & os.O_CREAT)
+    top = held.enter_context(Directory.root(root))  # a missing root is an error, not a retry
+    try:
+        user_dir = held.enter_context(top.subdir(user, create=create, sync=sync))
+        if user_dir is None:
+            return None
+        directory = held.enter_context(user_dir.subdir(session, create=create, sync=sync))
+        if directory is None:
+            return None
+        fd = directory.open(LOCK_FILE, flags)
+    except FileNotFoundError:  # removed by a session delete or prune meanwhile
+        return _RETRY if create else None
+    held.callback(os.close, fd)
+    fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    if directory.inode(LOCK_FILE) != os.fstat(fd).st_ino:
+        return _RETRY
+    return directory

@@ -18,31 +18,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sessionstore.backends.files.directory import Directory
 from sessionstore.errors import StoreError
 from sessionstore.stored import compact_json
 
 __all__ = [
+    "TMP",
+    "TORN",
     "LogInfo",
     "append_lines",
     "dump_line",
-    "fsync_dir",
-    "last_line_end",
     "lines_backward",
     "lines_forward",
     "open_committed",
     "parse_line",
     "set_aside",
+    "shorter_than_committed",
     "tail_records",
+    "write_new",
     "write_replace",
-    "write_temp",
 ]
 
 _CHUNK = 64 * 1024
+TMP, TORN = ".tmp", ".torn"  # suffixes: a file being replaced, bytes set aside
 
 
 @dataclass(slots=True)
 class LogInfo:
-    """The committed part of one log: which file (inode), how long, how many lines."""
+    """The committed part of one log: how long, how many lines.
+
+    A log is the file of its name: ``ino``, the inode number it had when
+    committed, is only written for older versions of this backend, which
+    compare it. A copy of the store (a backup restored) reads the same.
+    """
 
     ino: int
     size: int
@@ -121,27 +129,41 @@ def lines_forward(fd: int, end: int) -> Iterator[tuple[int, bytes]]:
 
 
 @contextmanager
-def open_committed(path: Path, info: LogInfo | None) -> Iterator[tuple[int, int] | None]:
-    """Yield ``(fd, committed end)`` of the log at ``path``, or ``None`` if it is empty.
+def open_committed(
+    directory: Directory, name: str, info: LogInfo | None
+) -> Iterator[tuple[int, int] | None]:
+    """Yield ``(fd, committed end)`` of the log ``name``, or ``None`` if it is empty.
 
-    A log replaced since ``info`` was committed (a compaction that crashed
-    before its commit) is read up to its last complete line.
+    Raises:
+        StoreError: the file is shorter than its committed size.
     """
     if info is None or not info.size:
         yield None
         return
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = directory.open(name, os.O_RDONLY)
     try:
-        same = os.fstat(fd).st_ino == info.ino
-        yield fd, info.size if same else last_line_end(fd)
+        if os.fstat(fd).st_size < info.size:
+            raise shorter_than_committed(directory.path / name, info)
+        yield fd, info.size
     finally:
         os.close(fd)
 
 
-def tail_records(path: Path, info: LogInfo | None, count: int | None) -> list[dict[str, Any]]:
+def shorter_than_committed(path: Path, info: LogInfo) -> StoreError:
+    """Return the error for a log that lost committed bytes (never a crash of this store)."""
+    return StoreError(
+        f"{path} is shorter than its committed {info.size} bytes; sessionstore "
+        "leaves it as it is: restore it from a backup"
+    )
+
+
+def tail_records(
+    directory: Directory, name: str, info: LogInfo | None, count: int | None
+) -> list[dict[str, Any]]:
     """Return the newest ``count`` committed records of a log (all if ``None``), oldest first."""
+    path = directory.path / name
     found: list[dict[str, Any]] = []
-    with open_committed(path, info) as log:
+    with open_committed(directory, name, info) as log:
         if log is None:
             return found
         if count is None:
@@ -154,19 +176,6 @@ def tail_records(path: Path, info: LogInfo | None, count: int | None) -> list[di
     return found
 
 
-def last_line_end(fd: int) -> int:
-    """Return the offset just after the file's last newline (0 if none)."""
-    end = os.fstat(fd).st_size
-    while end > 0:
-        start = max(0, end - _CHUNK)
-        block = os.pread(fd, end - start, start)
-        cut = block.rfind(b"\n")
-        if cut >= 0:
-            return start + cut + 1
-        end = start
-    return 0
-
-
 def append_lines(fd: int, data: bytes, *, sync: bool) -> None:
     """Append ``data`` to the file open as ``fd`` (``fsync`` if ``sync``)."""
     view = memoryview(data)
@@ -177,8 +186,8 @@ def append_lines(fd: int, data: bytes, *, sync: bool) -> None:
         os.fsync(fd)
 
 
-def set_aside(path: Path, fd: int, keep: int) -> None:
-    """Move the bytes after ``keep`` to ``<path>.torn``, then truncate to ``keep``.
+def set_aside(directory: Directory, name: str, fd: int, keep: int) -> None:
+    """Move the bytes of log ``name`` after ``keep`` to ``<name>.torn``, then truncate it.
 
     The bytes are a write that was never acknowledged (a crash, or an edit by
     hand); they are kept for a person to look at, not deleted.
@@ -187,9 +196,7 @@ def set_aside(path: Path, fd: int, keep: int) -> None:
     if size <= keep:
         return
     extra = os.pread(fd, size - keep, keep)
-    torn = os.open(
-        path.with_name(path.name + ".torn"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
-    )
+    torn = directory.open(name + TORN, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
         append_lines(torn, extra, sync=True)
     finally:
@@ -197,38 +204,19 @@ def set_aside(path: Path, fd: int, keep: int) -> None:
     os.ftruncate(fd, keep)
 
 
-def write_temp(path: Path, data: bytes, *, sync: bool) -> tuple[Path, int]:
-    """Write ``data`` to ``<path>.tmp``, to be moved over ``path`` later.
-
-    Returns:
-        The temporary path and the inode number of the file.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+def write_new(directory: Directory, name: str, data: bytes, *, sync: bool) -> int:
+    """Write ``data`` as the whole of file ``name``; return the file's inode number."""
+    fd = directory.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         append_lines(fd, data, sync=sync)
-        return tmp, os.fstat(fd).st_ino
+        return os.fstat(fd).st_ino
     finally:
         os.close(fd)
 
 
-def write_replace(path: Path, data: bytes, *, sync: bool) -> int:
-    """Write ``data`` to ``path`` atomically (temp file + ``os.replace``).
-
-    Returns:
-        The inode number of the new file.
-    """
-    tmp, inode = write_temp(path, data, sync=sync)
-    tmp.replace(path)
+def write_replace(directory: Directory, name: str, data: bytes, *, sync: bool) -> None:
+    """Replace file ``name`` with ``data`` atomically (``<name>.tmp`` + ``os.replace``)."""
+    write_new(directory, name + TMP, data, sync=sync)
+    directory.replace(name + TMP, name)
     if sync:
-        fsync_dir(path.parent)
-    return inode
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a directory's entries (new, renamed, removed files) durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        directory.fsync()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionstore.backends.files.codec import ADD, DELETE, UPDATE
+from sessionstore.backends.files.directory import Directory
 from sessionstore.backends.files.log import (
     LogInfo,
     lines_backward,
@@ -30,10 +31,13 @@ def _bad_record(path: Path, offset: int) -> StoreError:
     )
 
 
-def latest_entries(path: Path, info: LogInfo | None, count: int) -> list[dict[str, Any]]:
-    """Return the records of the newest ``count`` live entries, oldest first."""
+def latest_entries(
+    directory: Directory, name: str, info: LogInfo | None, count: int
+) -> list[dict[str, Any]]:
+    """Return the records of the newest ``count`` live entries of log ``name``, oldest first."""
+    path = directory.path / name
     found: list[dict[str, Any]] = []
-    with open_committed(path, info) as log:
+    with open_committed(directory, name, info) as log:
         if log is None:
             return found
         deleted: set[str] = set()
@@ -57,10 +61,13 @@ def latest_entries(path: Path, info: LogInfo | None, count: int) -> list[dict[st
     return found
 
 
-def find_entry(path: Path, info: LogInfo | None, qa_id: str) -> dict[str, Any] | None:
+def find_entry(
+    directory: Directory, name: str, info: LogInfo | None, qa_id: str
+) -> dict[str, Any] | None:
     """Return the current record of entry ``qa_id`` (reading from the end), or ``None``."""
+    path = directory.path / name
     needle = qa_id.encode()
-    with open_committed(path, info) as log:
+    with open_committed(directory, name, info) as log:
         if log is None:
             return None
         for offset, line in lines_backward(*log):
@@ -75,10 +82,13 @@ def find_entry(path: Path, info: LogInfo | None, qa_id: str) -> dict[str, Any] |
     return None
 
 
-def live_entries(path: Path, info: LogInfo | None) -> dict[str, tuple[int, dict[str, Any]]]:
+def live_entries(
+    directory: Directory, name: str, info: LogInfo | None
+) -> dict[str, tuple[int, dict[str, Any]]]:
     """Return every live entry as ``id -> (n of its add line, record)``, oldest first."""
+    path = directory.path / name
     live: dict[str, tuple[int, dict[str, Any]]] = {}
-    with open_committed(path, info) as log:
+    with open_committed(directory, name, info) as log:
         if log is None:
             return live
         for offset, line in lines_forward(*log):

@@ -1,14 +1,24 @@
 """One session directory of the ``file://`` backend and its commit protocol.
 
-A session directory holds ``state.json`` (ids, times, counters, and the
-committed size of each log), ``entries.jsonl`` and ``traces.jsonl`` (the logs,
-whose lines ``codec.py`` describes), ``graph.json``, and ``.lock``, the
-``flock`` every call takes (shared to read, exclusive to write).
+A session directory holds ``state.json`` (ids, times, counters, the committed
+size of each log, and the files pending), ``entries.jsonl`` and
+``traces.jsonl`` (the logs, whose lines ``codec.py`` describes),
+``graph.json``, and ``.lock``, the ``flock`` every call takes (shared to
+read, exclusive to write).
 
-``state.json`` is the commit point: a writer appends to a log, then replaces
-``state.json`` (temp file + ``os.replace``) with the new committed sizes. A
-crash before that leaves the old state; readers read the logs only up to the
-committed sizes, and the next writer repairs the files (``repair.py``).
+``state.json`` is the one commit point: it is replaced (temp file +
+``os.replace``) once everything it names is written, and a crash at any
+moment leaves the old state or the new one, as every read sees it.
+
+- An append writes past the committed size of a log, then commits the new
+  size; readers read a log only up to its committed size.
+- A write that replaces whole files (compaction, the graph context, an
+  import) *stages* each as ``<name>.next``, then commits a state listing
+  them as ``pending``, then *installs* them: renames each over ``<name>``
+  and commits the state again with nothing pending. While a file is
+  pending, readers read ``<name>.next``, or ``<name>`` once the rename is
+  done. The next writer finishes an install a crash interrupted, and
+  removes a ``.next`` no commit lists (``repair.py``).
 """
 
 from __future__ import annotations
@@ -23,67 +33,127 @@ from typing import Any
 
 from sessionstore.backends.files import replay
 from sessionstore.backends.files.codec import ADD, decode_graph, encode_graph, entry_line
+from sessionstore.backends.files.directory import Directory
 from sessionstore.backends.files.layout import (
     ENTRIES,
     GRAPH,
     LOCK_FILE,
+    NEXT,
     STATE,
     TRACES,
     session_lock,
 )
 from sessionstore.backends.files.log import (
+    TMP,
+    TORN,
     LogInfo,
     append_lines,
     dump_line,
-    fsync_dir,
     tail_records,
+    write_new,
     write_replace,
-    write_temp,
 )
 from sessionstore.backends.files.repair import clear_leftovers, repair
 from sessionstore.backends.files.state import State, Write
 from sessionstore.errors import StoreError
 from sessionstore.keys import SessionKey
 
-__all__ = ["COMPACT_MIN_GARBAGE", "SessionDir"]
+__all__ = ["COMPACT_MIN_GARBAGE", "SessionDir", "read_state"]
 
 _OWN_FILES = (STATE, ENTRIES, TRACES, GRAPH)
-_SUFFIXES = ("", ".tmp", ".torn")
+_SUFFIXES = ("", TMP, NEXT, TORN)
 # Compact entries.jsonl once dead lines are at least this many and outnumber live ones.
 COMPACT_MIN_GARBAGE = 32
 
 
-class SessionDir:
-    """The files of one session; every method expects the caller's lock held."""
+def read_state(directory: Directory, key: SessionKey | None) -> State | None:
+    """Return the committed state in ``directory``, or ``None`` if it holds no session.
 
-    def __init__(self, path: Path, key: SessionKey | None, *, sync: bool) -> None:
-        self.path = path
+    ``state.json`` is replaced atomically, so this needs no lock.
+
+    Raises:
+        StoreError: ``state.json`` is corrupt, a link, or belongs to another
+            id than ``key`` (when given).
+    """
+    raw = directory.read(STATE)
+    if raw is None:
+        return None
+    path = directory.path / STATE
+    state = State.parse(path, raw)
+    if key is not None and (state.session_id, state.user_id) != key:
+        raise StoreError(
+            f"{path} holds session {state.session_id!r} of user {state.user_id!r}, "
+            f"not {key.session_id!r} of {key.user_id!r}; move it away"
+        )
+    return state
+
+
+class SessionDir:
+    """The files of one session, ``<root>/<user>/<session>``.
+
+    Every method but :meth:`reading`, :meth:`writing`, :meth:`replace` and
+    :meth:`remove_if_expired` runs inside one of them, on the directory they
+    opened and locked.
+    """
+
+    def __init__(
+        self, root: Path, user: str, session: str, key: SessionKey | None, *, sync: bool
+    ) -> None:
+        self.root = root
+        self.names = (user, session)
+        self.path = root / user / session
         self.key = key
         self.sync = sync
+        self._open: Directory | None = None
+
+    @property
+    def _dir(self) -> Directory:
+        assert self._open is not None, "used outside reading() or writing()"
+        return self._open
+
+    @contextmanager
+    def _locked(self, *, exclusive: bool, create: bool) -> Iterator[bool]:
+        with session_lock(
+            self.root, *self.names, exclusive=exclusive, create=create, sync=self.sync
+        ) as directory:
+            self._open = directory
+            try:
+                yield directory is not None
+            finally:
+                self._open = None
 
     # -- state ---------------------------------------------------------------
 
-    def load_state(self) -> State | None:
-        """Return the committed state, or ``None`` if the session does not exist.
-
-        Raises:
-            StoreError: ``state.json`` is corrupt or belongs to another id.
-        """
-        path = self.path / STATE
-        try:
-            raw = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        state = State.parse(path, raw)
-        if self.key is not None and (state.session_id, state.user_id) != self.key:
-            raise StoreError(
-                f"{path} holds session {state.session_id!r} of user {state.user_id!r}, "
-                f"not {self.key.session_id!r} of {self.key.user_id!r}; move it away"
-            )
-        return state
+    def _load(self) -> State | None:
+        return read_state(self._dir, self.key)
 
     def _commit(self, state: State) -> None:
-        write_replace(self.path / STATE, state.to_bytes(), sync=self.sync)
+        write_replace(self._dir, STATE, state.to_bytes(), sync=self.sync)
+
+    def _stage(self, name: str, data: bytes, state: State) -> int:
+        """Write ``<name>.next`` and list it as pending; return its inode number."""
+        inode = write_new(self._dir, name + NEXT, data, sync=self.sync)
+        if self.sync:  # its name must be durable before a commit lists it
+            self._dir.fsync()
+        if name not in state.pending:
+            state.pending += (name,)
+        return inode
+
+    def _install(self, state: State) -> None:
+        """Move the committed state's staged files into place, then commit it again."""
+        for name in state.pending:
+            with contextlib.suppress(FileNotFoundError):  # moved before a crash
+                self._dir.replace(name + NEXT, name)
+        if self.sync:
+            self._dir.fsync()
+        state.pending = ()
+        self._commit(state)
+
+    def _committed_name(self, state: State, name: str) -> str:
+        """Return which file holds the committed ``name`` (see the module docstring)."""
+        if name in state.pending and self._dir.has_file(name + NEXT):
+            return name + NEXT
+        return name
 
     # -- reading and writing --------------------------------------------------
 
@@ -91,8 +161,8 @@ class SessionDir:
     def reading(self, now: datetime) -> Iterator[State | None]:
         """Hold the shared lock and yield the live state (``None``: no session)."""
         expired = False
-        with session_lock(self.path, exclusive=False, create=False) as locked:
-            state = self.load_state() if locked else None
+        with self._locked(exclusive=False, create=False) as locked:
+            state = self._load() if locked else None
             if state is not None and state.expired(now):
                 expired, state = True, None
             yield state
@@ -106,32 +176,28 @@ class SessionDir:
         """Hold the exclusive lock and yield a :class:`Write` to fill in.
 
         On leaving, commits ``state.json`` (or removes the session if it
-        ended). Yields ``None`` when the session does not exist and ``create``
-        is false.
+        ended), then installs what the write staged. Yields ``None`` when the
+        session does not exist and ``create`` is false.
         """
-        with session_lock(self.path, exclusive=True, create=create) as locked:
-            state = self.load_state() if locked else None
+        with self._locked(exclusive=True, create=create) as locked:
+            state = self._load() if locked else None
             if state is not None and state.expired(now):
                 if not create:
                     self.remove_files()
                     yield None
                     return
-                (self.path / STATE).unlink()
+                self._dir.unlink(STATE)
                 state = None
             if state is None and not create:
                 yield None
                 return
             if state is None:
                 assert self.key is not None
-                clear_leftovers(self.path)
-                write = Write(State(self.key.session_id, self.key.user_id, now, now))
-                write.dirty = True
-                if self.sync:  # make the new directories' names durable too
-                    fsync_dir(self.path.parent)
-                    fsync_dir(self.path.parent.parent)
+                clear_leftovers(self._dir)
+                state = State(self.key.session_id, self.key.user_id, now, now)
             else:
-                write = Write(state)
-                write.dirty = repair(self.path, state)
+                self._settle(state)
+            write = Write(state)
             yield write
             state = write.state
             if write.remove or (write.touched and state.is_empty()):
@@ -139,15 +205,29 @@ class SessionDir:
                 return
             if write.touched:
                 state.updated_at, state.expires_at = now, expires_at
-            if write.touched or (write.dirty and not state.is_empty()):
                 self._commit(state)
+            if state.pending:
+                self._install(state)
+
+    def _settle(self, state: State) -> None:
+        """Finish an install a crash interrupted, then repair what a crash left."""
+        if state.pending:
+            self._install(state)
+        repair(self._dir, state)
 
     def remove_if_expired(self, now: datetime) -> None:
         """Delete the session's files if it is (still) expired."""
-        with session_lock(self.path, exclusive=True, create=False) as locked:
-            state = self.load_state() if locked else None
+        with self._locked(exclusive=True, create=False) as locked:
+            state = self._load() if locked else None
             if state is not None and state.expired(now):
                 self.remove_files()
+
+    def remove(self) -> bool:
+        """Delete the session's files, whatever they hold; return whether it existed."""
+        with self._locked(exclusive=True, create=False) as locked:
+            if locked:
+                self.remove_files()
+            return locked
 
     def remove_files(self) -> None:
         """Delete this session's files (``state.json`` first), lock file, directory.
@@ -156,35 +236,41 @@ class SessionDir:
         """
         for name in _OWN_FILES:
             for suffix in _SUFFIXES:
-                (self.path / (name + suffix)).unlink(missing_ok=True)
-        (self.path / LOCK_FILE).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # a file someone else put here: not ours
-            self.path.rmdir()
+                self._dir.unlink(name + suffix)
+        self._dir.unlink(LOCK_FILE)
+        self._dir.remove()  # unless it holds a file someone else put here
 
     # -- reads (inside ``reading`` or ``writing``) -------------------------------
 
     def latest_entries(self, state: State, count: int) -> list[dict[str, Any]]:
         """Return the records of the newest ``count`` live entries, oldest first."""
-        return replay.latest_entries(self.path / ENTRIES, state.entries, count)
+        name = self._committed_name(state, ENTRIES)
+        return replay.latest_entries(self._dir, name, state.entries, count)
 
     def find_entry(self, state: State, qa_id: str) -> dict[str, Any] | None:
         """Return the current record of entry ``qa_id``, or ``None``."""
-        return replay.find_entry(self.path / ENTRIES, state.entries, qa_id)
+        name = self._committed_name(state, ENTRIES)
+        return replay.find_entry(self._dir, name, state.entries, qa_id)
 
     def live_entries(self, state: State) -> dict[str, tuple[int, dict[str, Any]]]:
         """Return every live entry as ``id -> (n, record)`` in order of creation."""
-        return replay.live_entries(self.path / ENTRIES, state.entries)
+        name = self._committed_name(state, ENTRIES)
+        return replay.live_entries(self._dir, name, state.entries)
 
     def trace_records(self, state: State, count: int | None) -> list[dict[str, Any]]:
         """Return the newest ``count`` trace records (all if ``None``), oldest first."""
-        return tail_records(self.path / TRACES, state.traces, count)
+        name = self._committed_name(state, TRACES)
+        return tail_records(self._dir, name, state.traces, count)
 
     def read_graph(self, state: State) -> str | None:
         """Return the committed graph context, or ``None``."""
         if not state.graph:
             return None
-        path = self.path / GRAPH
-        return decode_graph(path, path.read_bytes())
+        name = self._committed_name(state, GRAPH)
+        raw = self._dir.read(name)
+        if raw is None:
+            raise StoreError(f"{self._dir.path / name} is missing; restore it")
+        return decode_graph(self._dir.path / name, raw)
 
     # -- writes (inside ``writing``) -------------------------------------------
 
@@ -199,20 +285,20 @@ class SessionDir:
         write.touched = True
 
     def _append(self, name: str, records: list[dict[str, Any]], old: LogInfo | None) -> LogInfo:
+        # repair() truncated the file to ``old.size``: it is the committed log.
         data = b"".join(dump_line(r) for r in records)
-        fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        fd = self._dir.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
             append_lines(fd, data, sync=self.sync)
             stat = os.fstat(fd)
         finally:
             os.close(fd)
-        info = LogInfo(stat.st_ino, stat.st_size, len(records))
-        if old is not None and old.ino == info.ino:
-            info.lines += old.lines
-        return info
+        lines = len(records) + (0 if old is None else old.lines)
+        return LogInfo(stat.st_ino, stat.st_size, lines)
 
-    def compact_if_needed(self, state: State) -> None:
-        """Rewrite ``entries.jsonl`` with live entries only, if dead lines dominate."""
+    def compact_if_needed(self, write: Write) -> None:
+        """Stage ``entries.jsonl`` with live entries only, if dead lines dominate."""
+        state = write.state
         info = state.entries
         if info is None:
             return
@@ -221,12 +307,11 @@ class SessionDir:
             return
         live = self.live_entries(state)
         data = b"".join(dump_line(entry_line(n, ADD, entry)) for n, entry in live.values())
-        inode = write_replace(self.path / ENTRIES, data, sync=self.sync)
-        state.entries = LogInfo(inode, len(data), len(live))
+        state.entries = LogInfo(self._stage(ENTRIES, data, state), len(data), len(live))
 
     def write_graph(self, write: Write, context: str) -> None:
-        """Replace ``graph.json``."""
-        write_replace(self.path / GRAPH, encode_graph(context), sync=self.sync)
+        """Stage a new ``graph.json``."""
+        self._stage(GRAPH, encode_graph(context), write.state)
         write.state.graph = True
         write.touched = True
 
@@ -237,11 +322,10 @@ class SessionDir:
         traces: list[dict[str, Any]],
         graph: str | None,
     ) -> None:
-        """Replace the whole session with the given contents (for import).
+        """Replace the whole session with the given contents (for import), atomically.
 
-        The new files are written first; the old session ends when its
-        ``state.json`` is removed, and the new one exists once the new
-        ``state.json`` is in place.
+        The new files are staged, then one commit of the new ``state.json``
+        replaces the old session with the new one, then they are installed.
 
         Args:
             state: the new session's state; its logs and counts are filled in.
@@ -250,28 +334,23 @@ class SessionDir:
             graph: the new graph context, or ``None`` for none.
 
         """
-        staged: list[tuple[Path, Path]] = []
-
-        def stage(name: str, data: bytes) -> int:
-            tmp, inode = write_temp(self.path / name, data, sync=self.sync)
-            staged.append((tmp, self.path / name))
-            return inode
-
-        data = b"".join(dump_line(line) for line in lines)
-        state.entries = LogInfo(stage(ENTRIES, data), len(data), len(lines))
-        data = b"".join(dump_line(record) for record in traces)
-        state.traces = LogInfo(stage(TRACES, data), len(data), len(traces))
-        if graph is not None:
-            stage(GRAPH, encode_graph(graph))
-        state.graph = graph is not None
-        state.qa_count = len(lines)
-        state.next_n = len(lines) + 1
-        (self.path / STATE).unlink(missing_ok=True)
-        if graph is None:
-            (self.path / GRAPH).unlink(missing_ok=True)
-        for tmp, final in staged:
-            tmp.replace(final)
-        if state.is_empty():
-            self.remove_files()
-        else:
+        with self._locked(exclusive=True, create=True):
+            old = self._load()
+            if old is not None and old.pending:
+                self._install(old)  # its staged files must be in place before ours
+            if not (lines or traces or graph is not None):
+                self.remove_files()
+                return
+            data = b"".join(dump_line(line) for line in lines)
+            state.entries = LogInfo(self._stage(ENTRIES, data, state), len(data), len(lines))
+            data = b"".join(dump_line(record) for record in traces)
+            state.traces = LogInfo(self._stage(TRACES, data, state), len(data), len(traces))
+            if graph is not None:
+                self._stage(GRAPH, encode_graph(graph), state)
+            state.graph = graph is not None
+            state.qa_count = len(lines)
+            state.next_n = len(lines) + 1
             self._commit(state)
+            if not state.graph:
+                self._dir.unlink(GRAPH)
+            self._install(state)

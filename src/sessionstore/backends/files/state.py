@@ -1,8 +1,10 @@
 """``state.json`` of a ``file://`` session: the commit point of every write.
 
 It names the session (the original ids, also for hashed directory names),
-its times and counters, and for each log the inode and *committed* size:
-readers read a log only up to that size.
+its times and counters, for each log its *committed* size (readers read a
+log only up to that size), and ``pending``: the files whose committed
+version is still staged as ``<name>.next`` (or, once moved into place,
+``<name>``) after a write that replaced them (``session.py``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sessionstore.backends.files.layout import ENTRIES, GRAPH, TRACES
 from sessionstore.backends.files.log import LogInfo, dump_line
 from sessionstore.errors import StoreError
 
 __all__ = ["STATE_FORMAT", "State", "Write"]
 
 STATE_FORMAT = "sessionstore.files.session/1"
+_REPLACEABLE = frozenset((ENTRIES, TRACES, GRAPH))
 
 
 @dataclass(slots=True)
@@ -34,6 +38,7 @@ class State:
     graph: bool = False
     entries: LogInfo | None = None
     traces: LogInfo | None = None
+    pending: tuple[str, ...] = ()  # of ENTRIES, TRACES, GRAPH
 
     def expired(self, now: datetime) -> bool:
         """Return whether the session had expired at ``now``."""
@@ -69,6 +74,7 @@ class State:
                 "next_n": self.next_n,
                 "graph": self.graph,
                 **logs,
+                "pending": list(self.pending),
             }
         )
 
@@ -88,6 +94,9 @@ class State:
                 for name in ("entries", "traces")
             }
             expires = data["expires_at"]
+            pending = tuple(data.get("pending", ()))  # absent in states of older versions
+            if not set(pending) <= _REPLACEABLE:
+                raise ValueError(f"unknown pending files {pending!r}")
             return cls(
                 session_id=data["session_id"],
                 user_id=data["user_id"],
@@ -98,6 +107,7 @@ class State:
                 next_n=data["next_n"],
                 graph=data["graph"],
                 **logs,
+                pending=pending,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(
@@ -112,5 +122,4 @@ class Write:
 
     state: State
     touched: bool = False  # a logical write: slides updated_at and expiry
-    dirty: bool = False  # state.json must be rewritten (repairs)
     remove: bool = False  # delete the whole session instead of committing

@@ -5,7 +5,8 @@ steps as JSON Lines, the graph context as a small JSON file (names in
 ``layout.py``, what the lines hold in ``codec.py``, the commit protocol in
 ``session.py``, all of it in ``docs/backends/files.md``). Every call takes the
 session's ``flock``, so several processes and threads can share one root; every
-blocking call runs in a worker thread (:meth:`StoreRoot.run`).
+blocking call runs in a worker thread (:meth:`StoreRoot.run`); no symbolic
+link inside the root is ever followed (``directory.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sessionstore.backends.files.codec import (
     encode_trace,
     entry_line,
 )
-from sessionstore.backends.files.layout import session_lock
+from sessionstore.backends.files.layout import user_dir_name
 from sessionstore.backends.files.lock import file_locks
 from sessionstore.backends.files.root import StoreRoot
 from sessionstore.backends.files.session import SessionDir
@@ -39,7 +40,7 @@ from sessionstore.locks import LockBackend
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
 from sessionstore.records import SessionData
 from sessionstore.store import SessionStore
-from sessionstore.urls import split_options
+from sessionstore.urls import redact_url, split_options
 from sessionstore.validation import DEFAULT_MAX_FIELD_BYTES
 
 __all__ = ["FileStore"]
@@ -88,7 +89,14 @@ class FileStore(SessionStore):
             InvalidParameterError: no directory in the URL, or a bad option.
         """
         base, merged = split_options(url, options, {"durability": str})
-        path = unquote(base.split("://", 1)[1])
+        rest = base.split("://", 1)[1]
+        if "@" in rest and not rest.startswith("/"):
+            # It would be read as user:password@host everywhere it is shown.
+            raise InvalidParameterError(
+                f"a file store URL names a directory, not a user or password: got "
+                f"{redact_url(url)!r}; percent-encode '@' in a directory name as %40"
+            )
+        path = unquote(rest)
         if not path:
             raise InvalidParameterError(
                 "a file store URL names a directory: file:///abs/dir or file://rel/dir"
@@ -198,7 +206,7 @@ class FileStore(SessionStore):
                 entry = decode_entry(record).model_copy(update=changes)
                 line = entry_line(state.take_n(), UPDATE, encode_entry(entry))
             session.append_entries(write, [line])
-            session.compact_if_needed(state)
+            session.compact_if_needed(write)
         self._sweep(now)
         return True
 
@@ -235,7 +243,7 @@ class FileStore(SessionStore):
     def _list_sessions_sync(
         self, user_id: str | None, limit: int, after: PageCursor | None
     ) -> list[SessionInfo]:
-        states = self._dir.live_states(self._dir.user_dir(user_id), now_utc())
+        states = self._dir.live_states(user_dir_name(user_id), now_utc())
         infos = (
             SessionInfo.model_construct(
                 session_id=s.session_id,
@@ -301,7 +309,7 @@ class FileStore(SessionStore):
         if isinstance(user_filter, AllUsers):
             user_dirs = self._dir.user_dirs()
         else:
-            user_dirs = [self._dir.user_dir(user_filter)]
+            user_dirs = [user_dir_name(user_filter)]
         now = now_utc()
         return [
             SessionKey(s.session_id, s.user_id)
@@ -340,6 +348,5 @@ class FileStore(SessionStore):
             entry_line(n, ADD, encode_entry(entry)) for n, entry in enumerate(data.entries, start=1)
         ]
         traces = [encode_trace(step) for step in data.traces]
-        with session_lock(session.path, exclusive=True, create=True):
-            session.replace(state, lines, traces, data.graph_context)
+        session.replace(state, lines, traces, data.graph_context)
         self._sweep(now)
