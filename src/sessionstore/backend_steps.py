@@ -76,7 +76,7 @@ class BackendSteps(abc.ABC):
 
     @abc.abstractmethod
     async def _latest(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
-        """Return the newest ``last_n`` (>= 1) entries, oldest first.
+        """Return the newest ``last_n`` (1 to ``validation.MAX_LAST_N``) entries, oldest first.
 
         Its cost must not grow with the number of entries in the session.
         """
@@ -155,7 +155,10 @@ class BackendSteps(abc.ABC):
 
     @abc.abstractmethod
     async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
-        """Return the newest ``last_n`` (>= 1; ``None``: all) trace steps, oldest first."""
+        """Return the newest ``last_n`` trace steps, oldest first.
+
+        ``last_n`` is 1 to ``validation.MAX_LAST_N``, or ``None`` for all.
+        """
 
     @abc.abstractmethod
     def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
@@ -175,5 +178,8 @@ class BackendSteps(abc.ABC):
 
         Keeps the entries' ids, times and order and the session's
         ``created_at``/``updated_at``; the expiry starts again from now. An
-        empty ``data`` ends the session.
+        empty ``data`` ends the session. ``data`` is valid (unique entry ids,
+        every time from ``records.EARLIEST_TIME`` to ``records.LATEST_TIME``,
+        every value within the store's limits), so nothing in it may make
+        the step fail after it has removed the old session.
         """

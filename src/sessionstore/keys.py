@@ -71,7 +71,8 @@ class PageCursor:
             if isinstance(micros, bool) or not isinstance(micros, int):
                 raise TypeError("bad time")
             return cls(from_micros(micros), check_session_id(session_id))
-        except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
+        # RecursionError: JSON nested deeper than the interpreter's stack.
+        except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error) as exc:
             raise InvalidParameterError(
                 f"cursor {cursor[:40]!r} is not a cursor returned by list_sessions"
             ) from exc

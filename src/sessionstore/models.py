@@ -52,7 +52,10 @@ def _describe(exc: ValidationError) -> str:
 def _aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must be a timezone-aware datetime")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, or year 9999 west of it
+        raise ValueError("must be a datetime that exists in UTC") from None
 
 
 class _StrictModel(BaseModel):

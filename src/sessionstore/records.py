@@ -6,11 +6,12 @@ this module adds the session around them and validates dumps on import.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
+from sessionstore.clock import from_micros
 from sessionstore.errors import InvalidParameterError
 from sessionstore.models import SessionQAEntry, SessionTraceStep, UsedGraphElementIds
 from sessionstore.stored import (
@@ -19,9 +20,18 @@ from sessionstore.stored import (
 )
 from sessionstore.validation import check_session_id, check_user_id, normalize_qa_id
 
-__all__ = ["EXPORT_FORMAT", "SessionData", "SessionRows"]
+__all__ = ["EARLIEST_TIME", "EXPORT_FORMAT", "LATEST_TIME", "SessionData", "SessionRows"]
 
 EXPORT_FORMAT = "sessionstore.session/1"
+
+EARLIEST_TIME: Final = from_micros(0)
+"""The earliest time a dump may hold: the Unix epoch (Redis has no score for earlier)."""
+LATEST_TIME: Final = from_micros(2**53)
+"""The latest time a dump may hold, 2255-06-05T23:47:34.740992Z.
+
+Redis orders a user's sessions by a float score in microseconds, exact up to
+2**53; every other backend keeps any time in this range exactly too.
+"""
 
 
 @dataclass(slots=True)
@@ -71,6 +81,7 @@ class SessionData:
             if graph_context is not None and not isinstance(graph_context, str):
                 raise InvalidParameterError("graph_context must be a str or None")
             entries = [_entry_from_dump(r, session_id, user_id) for r in _records(dump, "entries")]
+            _check_unique((e.id for e in entries), "entry id")
             traces = [_trace_from_dump(r) for r in _records(dump, "trace_steps")]
             return cls(
                 session_id=session_id,
@@ -102,6 +113,14 @@ def _records(dump: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
     return records
 
 
+def _check_unique(ids: Iterable[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in ids:
+        if value in seen:
+            raise InvalidParameterError(f"{what} {value!r} appears twice in one session")
+        seen.add(value)
+
+
 def _parse_time(value: object) -> datetime:
     if not isinstance(value, str):
         raise InvalidParameterError(f"a time must be an ISO 8601 str, got {value!r}")
@@ -109,9 +128,18 @@ def _parse_time(value: object) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise InvalidParameterError(f"bad ISO 8601 time {value!r}") from exc
-    if parsed.tzinfo is None:
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise InvalidParameterError(f"time {value!r} has no time zone")
-    return parsed.astimezone(UTC)
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        in_utc = None
+    if in_utc is None or not EARLIEST_TIME <= in_utc <= LATEST_TIME:
+        raise InvalidParameterError(
+            f"time {value!r} is outside the range a store keeps, "
+            f"{EARLIEST_TIME.isoformat()} to {LATEST_TIME.isoformat()}"
+        )
+    return in_utc
 
 
 def _entry_from_dump(

@@ -188,7 +188,14 @@ class SessionStore(BackendSteps):
     async def get_latest_qa_entries(
         self, session_id: str, user_id: str | None, last_n: int
     ) -> list[SessionQAEntry]:
-        """Return the newest ``last_n`` entries, oldest first."""
+        """Return the newest ``last_n`` entries, oldest first.
+
+        ``last_n`` is any int >= 0; past the session's length it means all.
+
+        Raises:
+            InvalidParameterError: a bad id, or ``last_n`` negative or not an int.
+
+        """
         key = self._key(session_id, user_id)
         count = check_last_n(last_n)
         await self._ready()
@@ -331,7 +338,11 @@ class SessionStore(BackendSteps):
     async def read_trace_steps(
         self, session_id: str, user_id: str | None, last_n: int | None = None
     ) -> list[SessionTraceStep]:
-        """Return the session's trace steps (the newest ``last_n``), oldest first."""
+        """Return the session's trace steps (the newest ``last_n``), oldest first.
+
+        ``last_n`` is ``None`` (all) or any int >= 0, as for
+        :meth:`get_latest_qa_entries`.
+        """
         key = self._key(session_id, user_id)
         count = check_last_n(last_n, allow_none=True)
         await self._ready()
@@ -365,11 +376,17 @@ class SessionStore(BackendSteps):
     ) -> int:
         """Import sessions made by ``export_sessions``; return how many.
 
-        Each imported session replaces one with the same ids, all or nothing.
+        Each imported session replaces one with the same ids, all or nothing:
+        the whole dump is checked before anything of the old session is
+        replaced. Besides the rules of every field, a dump must hold each
+        entry id once, and its times must lie from
+        :data:`~sessionstore.records.EARLIEST_TIME` (1970-01-01) to
+        :data:`~sessionstore.records.LATEST_TIME` (2255-06-05).
 
         Raises:
             InvalidParameterError: an unknown format or an invalid session;
-                the sessions before it are already imported.
+                that session is left as it was, and the sessions before it
+                are already imported.
 
         """
         await self._ready()

@@ -16,6 +16,9 @@ from sessionstore.errors import InvalidParameterError
 __all__ = [
     "DEFAULT_MAX_FIELD_BYTES",
     "MAX_ID_LENGTH",
+    "MAX_JSON_DEPTH",
+    "MAX_LAST_N",
+    "MAX_TTL",
     "check_json",
     "check_last_n",
     "check_limit",
@@ -32,6 +35,16 @@ __all__ = [
 MAX_ID_LENGTH = 256
 DEFAULT_MAX_FIELD_BYTES = 16 * 1024 * 1024
 MAX_PAGE_LIMIT = 1000
+MAX_JSON_DEPTH = 64
+"""How deep lists and dicts may nest in a JSON value: ``{"a": [1]}`` is 2 deep.
+
+Far below the interpreter's recursion limit, so that encoding, decoding or
+comparing a stored value never runs out of stack, whoever calls it.
+"""
+MAX_LAST_N = 2**31 - 1
+"""A larger ``last_n`` means the same: no session holds more than this."""
+MAX_TTL = 100 * 365.25 * 86400
+"""The longest ``ttl``, 100 years: now + ttl stays a time every backend can store."""
 
 
 def _check_id(value: object, name: str) -> str:
@@ -119,6 +132,9 @@ def check_score(value: object, name: str = "feedback_score") -> int | None:
 def check_last_n(value: object, *, allow_none: bool = False) -> int | None:
     """Return ``value`` if it is a non-negative int (or ``None`` when allowed).
 
+    Any larger value than :data:`MAX_LAST_N` is returned as ``MAX_LAST_N``:
+    "up to that many" means the same for both.
+
     Raises:
         InvalidParameterError: negative, a bool, or not an int.
 
@@ -129,7 +145,7 @@ def check_last_n(value: object, *, allow_none: bool = False) -> int | None:
         raise InvalidParameterError(f"last_n must be an int >= 0, got {value!r}")
     if value < 0:
         raise InvalidParameterError(f"last_n must be >= 0, got {value}")
-    return value
+    return min(value, MAX_LAST_N)
 
 
 def check_limit(value: object) -> int:
@@ -168,31 +184,39 @@ def check_json(value: Any, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTES) 
     """Check that ``value`` is plain JSON and return the bytes of its strings.
 
     JSON here means ``None``, bool, int, finite float, str, list and dict with
-    str keys; every str must be encodable as UTF-8 and within ``max_bytes``.
+    str keys, lists and dicts nested at most :data:`MAX_JSON_DEPTH` deep;
+    every str must be encodable as UTF-8 and within ``max_bytes``. The check
+    is a loop, not a recursion: a value of any depth gets the error.
 
     Raises:
         InvalidParameterError: any other value.
 
     """
-    stack: list[tuple[Any, str]] = [(value, name)]
+    stack: list[tuple[Any, str, int]] = [(value, name, 1)]
     total = 0
     while stack:
-        item, where = stack.pop()
+        item, where, depth = stack.pop()
         if item is None or isinstance(item, (bool, int)):
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
                 raise InvalidParameterError(f"{where} must be a finite number, got {item}")
-        elif isinstance(item, str):
+            continue
+        if isinstance(item, str):
             total += len(check_text(item, where, max_bytes).encode("utf-8"))
-        elif isinstance(item, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+            continue
+        if isinstance(item, (list, Mapping)) and depth > MAX_JSON_DEPTH:
+            raise InvalidParameterError(
+                f"{name} nests lists and dicts more than {MAX_JSON_DEPTH} levels deep"
+            )
+        if isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(item))
         elif isinstance(item, Mapping):
             for key, sub in item.items():
                 if not isinstance(key, str):
                     raise InvalidParameterError(f"{where} keys must be str, got {key!r}")
                 check_text(key, f"{where} key", max_bytes)
-                stack.append((sub, f"{where}[{key!r}]"))
+                stack.append((sub, f"{where}[{key!r}]", depth + 1))
         else:
             raise InvalidParameterError(
                 f"{where} must be JSON (None, bool, int, float, str, list, dict), "
@@ -230,9 +254,18 @@ def check_ttl(ttl: object) -> float | None:
     """Return ``ttl`` as float seconds, or ``None`` (keep forever).
 
     Raises:
-        InvalidParameterError: not a positive finite number.
+        InvalidParameterError: not a positive finite number, or over
+            :data:`MAX_TTL` (100 years).
     """
-    return None if ttl is None else check_seconds(ttl, "ttl")
+    if ttl is None:
+        return None
+    seconds = check_seconds(ttl, "ttl")
+    if seconds > MAX_TTL:
+        raise InvalidParameterError(
+            f"ttl must be at most {MAX_TTL:.0f} seconds (100 years), got {ttl!r}; "
+            "use ttl=None to keep sessions forever"
+        )
+    return seconds
 
 
 def check_max_field_bytes(value: object) -> int:

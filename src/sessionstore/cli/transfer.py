@@ -19,7 +19,7 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from sessionstore.cli.output import progress, say
+from sessionstore.cli.output import json_text, progress, say
 from sessionstore.cli.runtime import (
     EXIT_BAD_INPUT,
     EXIT_STORE_FAILED,
@@ -32,6 +32,7 @@ from sessionstore.errors import InvalidParameterError, StoreError
 from sessionstore.records import SessionData
 from sessionstore.store import ALL_USERS, AllUsers
 from sessionstore.urls import redact_url
+from sessionstore.validation import MAX_JSON_DEPTH
 
 __all__ = ["register"]
 
@@ -66,7 +67,7 @@ def _user_filter(user: str | None, anonymous: bool) -> str | AllUsers | None:
 
 
 def _line(dump: dict[str, Any]) -> bytes:
-    return json.dumps(dump, ensure_ascii=False).encode() + b"\n"
+    return json_text(dump).encode() + b"\n"
 
 
 def export(
@@ -148,6 +149,11 @@ def _parse(raw: bytes, number: int) -> dict[str, Any] | None:
     except json.JSONDecodeError as exc:
         raise CommandError(
             f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
+        ) from exc
+    except RecursionError as exc:  # deeper than the parser's stack, so far too deep
+        raise CommandError(
+            f"line {number}: JSON nested too deeply (a value may nest lists and dicts "
+            f"at most {MAX_JSON_DEPTH} levels deep)"
         ) from exc
     if not isinstance(dump, dict):
         raise CommandError(
