@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus
 
 from sessionstore.errors import InvalidParameterError
 from sessionstore.store import SessionStore
 
 __all__ = [
+    "UNPARSEABLE_URL",
     "BackendFactory",
     "default_store_url",
+    "is_secret_option",
     "open_store",
     "parse_bool",
     "parse_optional_float",
@@ -121,11 +124,14 @@ def open_store(url: str | None = None, **options: Any) -> SessionStore:
     """
     if url is None:
         url = default_store_url()
-    if not isinstance(url, str) or "://" not in url:
+    parts = _after_scheme(url) if isinstance(url, str) else None
+    if parts is None:
+        # Shown without its text: a mistyped URL may be all credentials.
         raise InvalidParameterError(
-            f"store URL must look like 'scheme://...', got {redact_url(str(url))!r}"
+            f"store URL must look like 'scheme://...', got {UNPARSEABLE_URL}"
+            + ("" if isinstance(url, str) else f" (a {type(url).__name__}, not a str)")
         )
-    scheme = url.split("://", 1)[0].lower()
+    scheme = parts[0].lower()
     factory = _REGISTRY.get(scheme)
     if factory is None:
         raise InvalidParameterError(
@@ -135,30 +141,106 @@ def open_store(url: str | None = None, **options: Any) -> SessionStore:
     return factory(url, **options)
 
 
-_SECRET_PARAMS = frozenset({"password", "pass", "passwd", "token", "secret", "api_key"})
+UNPARSEABLE_URL = "<unparseable URL>"
+"""What :func:`redact_url` shows of a URL it cannot take apart: nothing of it."""
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+# RFC 3986 user name characters; a user name with any other is shown as ***.
+_PLAIN_USER = re.compile(r"[A-Za-z0-9._~%!$'()*+,;=-]+")
+_PLAIN_OPTION = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+# A query parameter ``name=`` wherever it appears, for the secret ones.
+_PARAMETER = re.compile(r"[?&;]([^?&;=]*)=")
+# An option whose (decoded, lower-cased) name holds one of these is a secret.
+_SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "cred")
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` with its password and secret query values replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-        query = "&".join(
-            f"{k}=***" if k.lower() in _SECRET_PARAMS else f"{k}={v}"
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        )
-        if "://" not in url:
-            return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-        # Rebuilt by hand: urlunsplit turns sqlite:////abs/path into sqlite://abs/path.
-        shown = f"{parts.scheme}://{netloc}{parts.path}"
-        shown += f"?{query}" if query else ""
-        return shown + (f"#{parts.fragment}" if parts.fragment else "")
-    except ValueError:
-        return "<unparseable URL>"
+def is_secret_option(name: str) -> bool:
+    """Return whether a URL query parameter or option named ``name`` holds a secret.
+
+    ``password``, ``sslpassword``, ``passwd``, ``token``, ``api_key``,
+    ``client_secret``, ...: any name holding ``pass``, ``pwd``, ``secret``,
+    ``token``, ``key``, ``auth`` or ``cred``, however it is cased or
+    percent-encoded.
+    """
+    folded = unquote_plus(name).lower()
+    return any(word in folded for word in _SECRET_WORDS)
+
+
+def _after_scheme(url: str) -> tuple[str, str] | None:
+    """Return the scheme and the text after ``://`` (``None``: no ``scheme://``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not _SCHEME.fullmatch(scheme):
+        return None
+    return scheme, rest
+
+
+def _userinfo_end(rest: str, *, cautious: bool) -> int:
+    """Return where the userinfo of ``rest`` (the text after ``://``) ends: its ``@``, or -1.
+
+    A password may hold raw ``/``, ``?``, ``#``, ``:`` and ``@``, which the
+    drivers accept, so the userinfo runs to the *last* ``@``. Text starting
+    with ``/`` (``sqlite:///x.db``, ``file:///dir``) has none. ``cautious``
+    (for showing a URL) takes any last ``@`` as the end; otherwise (for
+    finding the query) only one whose user name, the text before the first
+    ``:``, holds no ``/``, ``?``, ``#`` or ``@``, so that ``memory://?a=b@c``
+    still has a query.
+    """
+    end = rest.rfind("@")
+    if end < 0 or rest.startswith("/"):
+        return -1
+    user = rest[:end].partition(":")[0]
+    if not cautious and any(c in user for c in "/?#@"):
+        return -1
+    return end
+
+
+def _secret_value_start(text: str) -> int | None:
+    """Return where the first secret query value in ``text`` starts (``None``: none)."""
+    for found in _PARAMETER.finditer(text):
+        if is_secret_option(found.group(1)):
+            return found.end()
+    return None
+
+
+def redact_url(url: object) -> str:
+    """Return ``url`` as it may be shown: no password, no secret query value.
+
+    The userinfo, up to the last ``@``, is shown as ``user:***@`` (a user
+    name of other than plain characters as ``***`` too), however the
+    password is spelled. Everything from the value of the first secret
+    query parameter on (:func:`is_secret_option`) is ``***``: a raw ``&``
+    in the secret would make its end look like more parameters. A port
+    that is no number is ``***`` (a password whose ``@host`` is missing).
+    A URL without ``scheme://`` is ``<unparseable URL>``, nothing of it.
+    """
+    parts = _after_scheme(url) if isinstance(url, str) else None
+    if parts is None:
+        return UNPARSEABLE_URL
+    scheme, rest = parts
+    cut = _secret_value_start(rest)
+    end = _userinfo_end(rest, cautious=True)
+    shown_user = ""
+    if end >= 0:
+        if cut is not None and cut <= end:
+            # A secret parameter before the "@": its value may hold the "@" and run past it.
+            return f"{scheme}://***"
+        name, colon, _ = rest[:end].partition(":")
+        if name and not _PLAIN_USER.fullmatch(name):
+            name = "***"
+        shown_user = f"{name}{':***' if colon else ''}@"
+    shown = rest[end + 1 :] if cut is None else rest[end + 1 : cut] + "***"
+    return f"{scheme}://{shown_user}{_hide_odd_port(shown)}"
+
+
+def _hide_odd_port(rest: str) -> str:
+    """Hide a "port" that is no number: likely a password whose ``@host`` is missing."""
+    if rest.startswith("/"):
+        return rest
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    host, colon, port = authority.rpartition(":")
+    if not colon or port.isdigit() or authority.endswith("]") or not port:
+        return rest
+    return f"{host}:***{rest[len(authority) :]}"
 
 
 OptionParser = Callable[[str], Any]
@@ -206,17 +288,21 @@ def split_options(
 
     """
     known = {**BASE_OPTIONS, **parsers}
-    base, _, query = url.partition("?")
+    base, query = _split_query(url)
     merged: dict[str, Any] = {}
+    # Once a secret value is seen, what follows may be the rest of it (a raw "&").
+    secret_seen = False
     for name, text in parse_qsl(query, keep_blank_values=True):
         parser = known.get(name)
         if parser is None:
-            raise _unknown(name, known, url)
+            raise _unknown(name, known, url, shown=not secret_seen)
+        secret_seen = secret_seen or is_secret_option(name)
         try:
             merged[name] = parser(text)
         except ValueError as exc:
-            shown = "***" if name in _SECRET_PARAMS else text
-            raise InvalidParameterError(f"option {name}={shown!r} is invalid: {exc}") from None
+            if secret_seen or any(c in text for c in "=&;"):
+                raise InvalidParameterError(f"option {name} has an invalid value") from None
+            raise InvalidParameterError(f"option {name}={text!r} is invalid: {exc}") from None
     for name, value in options.items():
         if name not in known:
             raise _unknown(name, known, url)
@@ -224,8 +310,31 @@ def split_options(
     return base, merged
 
 
-def _unknown(name: str, known: Mapping[str, OptionParser], url: str) -> InvalidParameterError:
+def _split_query(url: str) -> tuple[str, str]:
+    """Return the URL up to its query, and the query (after the userinfo, if any)."""
+    parts = _after_scheme(url)
+    if parts is None:
+        base, _, query = url.partition("?")
+        return base, query
+    rest = parts[1]
+    start = _userinfo_end(rest, cautious=False) + 1
+    mark = rest.find("?", start)
+    if mark < 0:
+        return url, ""
+    return url[: len(url) - len(rest) + mark], rest[mark + 1 :]
+
+
+def _unknown(
+    name: str, known: Mapping[str, OptionParser], url: str, *, shown: bool = True
+) -> InvalidParameterError:
+    if shown and _PLAIN_OPTION.fullmatch(name):
+        what = f"unknown option {name!r}"
+    else:
+        # Not a name any backend has: it may be a piece of a password or secret.
+        what = (
+            "an unknown option (its name is not shown: it may be part of a secret; "
+            "percent-encode '&', '?' and '@' in secrets)"
+        )
     return InvalidParameterError(
-        f"unknown option {name!r} for {redact_url(url)!r}; valid options: "
-        f"{', '.join(sorted(known))}"
+        f"{what} for {redact_url(url)!r}; valid options: {', '.join(sorted(known))}"
     )

@@ -1,7 +1,8 @@
 """``memory://``: in-process dicts, the readable reference for the contract.
 
 Each store is private. Every step runs without awaiting, so each call is
-atomic with respect to other tasks on the event loop.
+atomic with respect to other tasks on the event loop. Sessions are kept by
+user, so ``list_sessions`` reads only that user's.
 """
 
 from __future__ import annotations
@@ -50,17 +51,25 @@ class MemoryStore(SessionStore):
         return "memory://"
 
     async def _open(self) -> None:
-        self._sessions: dict[SessionKey, _Session] = {}
+        self._users: dict[str | None, dict[str, _Session]] = {}
 
     async def _close(self) -> None:
-        self._sessions.clear()
+        self._users.clear()
+
+    def _drop(self, key: SessionKey) -> _Session | None:
+        """Remove a session (and its user, once empty); return it if it was there."""
+        sessions = self._users.get(key.user_id, {})
+        session = sessions.pop(key.session_id, None)
+        if not sessions:
+            self._users.pop(key.user_id, None)
+        return session
 
     def _live(self, key: SessionKey) -> _Session | None:
         """Return the session if it exists and has not expired (dropping it if so)."""
-        session = self._sessions.get(key)
+        session = self._users.get(key.user_id, {}).get(key.session_id)
         expires_at = None if session is None else session.expires_at
         if expires_at is not None and expires_at <= now_utc():
-            del self._sessions[key]
+            self._drop(key)
             return None
         return session
 
@@ -69,14 +78,15 @@ class MemoryStore(SessionStore):
         now = now_utc()
         session = self._live(key)
         if session is None:
-            session = self._sessions[key] = _Session(now, now, None)
+            session = _Session(now, now, None)
+            self._users.setdefault(key.user_id, {})[key.session_id] = session
         session.updated_at = now
         session.expires_at = self._expires_at(now)
         return session
 
     def _end_if_empty(self, key: SessionKey, session: _Session) -> None:
         if session.is_empty():
-            del self._sessions[key]
+            self._drop(key)
 
     async def _append(self, key: SessionKey, entry: SessionQAEntry) -> None:
         self._write(key).entries[entry.id] = entry
@@ -124,15 +134,15 @@ class MemoryStore(SessionStore):
         return next(reversed(session.entries))
 
     async def _delete_session(self, key: SessionKey) -> bool:
-        return self._live(key) is not None and self._sessions.pop(key, None) is not None
+        return self._live(key) is not None and self._drop(key) is not None
 
     async def _prune(self) -> None:
-        self._sessions.clear()
+        self._users.clear()
 
     async def _list_sessions(
         self, user_id: str | None, limit: int, after: PageCursor | None
     ) -> list[SessionInfo]:
-        keys = [key for key in self._sessions if key.user_id == user_id]
+        keys = [SessionKey(session_id, user_id) for session_id in self._users.get(user_id, {})]
         live = [(key, s) for key in keys if (s := self._live(key)) is not None]
         infos = (
             SessionInfo.model_construct(
@@ -163,9 +173,10 @@ class MemoryStore(SessionStore):
         return list(session.traces if last_n is None else session.traces[-last_n:])
 
     async def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
-        for key in list(self._sessions):
-            if isinstance(user_filter, AllUsers) or key.user_id == user_filter:
-                yield key
+        users = list(self._users) if isinstance(user_filter, AllUsers) else [user_filter]
+        for user_id in users:
+            for session_id in list(self._users.get(user_id, {})):
+                yield SessionKey(session_id, user_id)
 
     async def _read_session(self, key: SessionKey) -> SessionData | None:
         session = self._live(key)
@@ -191,6 +202,6 @@ class MemoryStore(SessionStore):
             graph_context=data.graph_context,
             traces=list(data.traces),
         )
-        self._sessions.pop(key, None)
+        self._drop(key)
         if not session.is_empty():
-            self._sessions[key] = session
+            self._users.setdefault(key.user_id, {})[key.session_id] = session

@@ -8,7 +8,7 @@ import typer
 from rich.panel import Panel
 from rich.text import Text
 
-from sessionstore.cli.output import out_console, plain
+from sessionstore.cli.output import out_console, plain, terminal_safe
 from sessionstore.cli.runtime import opened, run, state_of
 from sessionstore.manager import SessionManager
 from sessionstore.models import SessionContext, SessionQAUpdate, UsedGraphElementIds
@@ -95,7 +95,7 @@ def demo(
     console.print(
         Text(
             f"Recorded {len(_TURNS)} turns, 1 feedback, a graph context and 2 trace steps "
-            f"in session {session_id!r} of user {user!r} at {where}."
+            f"in session {session_id!r} of user {user!r} at {terminal_safe(where)}."
         )
     )
     for line in feedback:
@@ -108,5 +108,8 @@ def demo(
     )
     console.print(Panel(messages, title="The same turns as chat messages", expand=False))
     console.print(
-        Text(f"Look closer: sessionstore show {session_id} --user {user} --traces", style="dim")
+        Text(
+            terminal_safe(f"Look closer: sessionstore show {session_id} --user {user} --traces"),
+            style="dim",
+        )
     )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
-import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,11 +24,14 @@ from rich.text import Text
 __all__ = [
     "Advance",
     "err_console",
+    "escaped",
+    "json_text",
     "out_console",
     "plain",
     "print_json",
     "progress",
     "say",
+    "terminal_safe",
     "user_label",
     "when",
 ]
@@ -44,32 +47,68 @@ def err_console() -> Console:
     return Console(file=sys.stderr, highlight=False)
 
 
+# Characters that act on a terminal instead of showing: C0 and C1 controls and
+# DEL (U+009B is an escape on some terminals), the line and paragraph
+# separators, and the bidirectional controls that reorder the rest of a line.
+_BEYOND_C0 = "\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f{_BEYOND_C0}]")
+# json.dumps already escapes C0 controls; its indentation's newlines must stay.
+_JSON_UNSAFE = re.compile(f"[{_BEYOND_C0}]")
+
+
+def escaped(ch: str) -> str:
+    r"""Return the visible escape of one character: ``\x1b``, ``\u202e``."""
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str, *, keep_newlines: bool = False) -> str:
+    r"""Return ``text`` with every character that acts on a terminal shown escaped.
+
+    ``keep_newlines`` keeps newlines and tabs as they are; any other control,
+    a C1 control or a bidirectional override becomes ``\xNN`` / ``\uNNNN``.
+    """
+
+    def show(found: re.Match[str]) -> str:
+        ch = found.group()
+        if keep_newlines and ch in "\n\t":
+            return ch
+        return "\\n" if ch == "\n" else escaped(ch)
+
+    return _UNSAFE.sub(show, text)
+
+
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    r"""Return ``value`` as JSON that is safe to print: controls escaped as ``\uNNNN``.
+
+    ``json.dumps`` escapes C0 controls but leaves DEL, C1 controls, the line
+    separators and bidirectional controls raw; they can only occur inside
+    strings, where ``\uNNNN`` is the same character to any JSON reader.
+    """
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return _JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
 def print_json(value: Any) -> None:
-    """Write ``value`` as indented JSON on stdout."""
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    """Write ``value`` as indented JSON on stdout (see :func:`json_text`)."""
+    sys.stdout.write(json_text(value, indent=2) + "\n")
 
 
 def plain(value: str | None, *, keep_newlines: bool = True) -> Text:
     """Return stored text as inert Rich text: no markup, control characters shown escaped.
 
-    Stored strings may hold ``[bold]``, ANSI escapes or NUL; none of it must
-    reach the terminal as anything but visible characters.
+    Stored strings may hold ``[bold]``, ANSI escapes, NUL, C1 controls or
+    bidirectional overrides; none of it must reach the terminal as anything
+    but visible characters (:func:`terminal_safe`).
     """
     if value is None:
         return Text("-", style="dim")
-    kept = "\n\t" if keep_newlines else ""
-    shown = "".join(
-        ch
-        if ch in kept or unicodedata.category(ch) != "Cc"
-        else ("\\n" if ch == "\n" else f"\\x{ord(ch):02x}")
-        for ch in value
-    )
-    return Text(shown)
+    return Text(terminal_safe(value, keep_newlines=keep_newlines))
 
 
 def say(message: str) -> None:
     """Print a short confirmation for people on stderr (stdout stays for data)."""
-    err_console().print(Text(message), soft_wrap=True)
+    err_console().print(plain(message, keep_newlines=False), soft_wrap=True)
 
 
 def when(value: datetime | None) -> str:

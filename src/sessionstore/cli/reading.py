@@ -11,7 +11,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from sessionstore.cli.output import out_console, plain, print_json, user_label, when
+from sessionstore.cli.output import (
+    out_console,
+    plain,
+    print_json,
+    terminal_safe,
+    user_label,
+    when,
+)
 from sessionstore.cli.runtime import JsonOption, UserOption, opened, run, state_of
 from sessionstore.errors import InvalidParameterError, MissingDependencyError, NotFoundError
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
@@ -45,7 +52,7 @@ def where(ctx: typer.Context, as_json: JsonOption = False) -> None:
         print_json({"url": choice.shown, "reason": choice.reason, "backend": backend})
     else:
         console = out_console()
-        console.print(Text(choice.shown, style="bold"), soft_wrap=True)
+        console.print(Text(terminal_safe(choice.shown), style="bold"), soft_wrap=True)
         console.print(Text(f"{choice.reason}; backend {backend or 'unusable'}"), soft_wrap=True)
         if backend == "MemoryStore":
             console.print(Text("memory:// is private to each command: it starts empty every time."))
@@ -183,7 +190,7 @@ def _entries(count: int) -> str:
 
 def _print_entry(number: int, entry: SessionQAEntry) -> None:
     console = out_console()
-    console.rule(Text(f"#{number}  {when(entry.created_at)}  {entry.id}"), align="left")
+    console.rule(plain(f"#{number}  {when(entry.created_at)}  {entry.id}"), align="left")
     console.print(Text.assemble(("Q: ", "bold green"), plain(entry.question)))
     console.print(Text.assemble(("A: ", "bold blue"), plain(entry.answer)))
     if entry.context is not None:
@@ -282,5 +289,5 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
         else:
             table.add_row(key.replace("_", " "), f"{value:,}")
     console = out_console()
-    console.print(Text(f"Store {result['store']}", style="bold"), soft_wrap=True)
+    console.print(Text(terminal_safe(f"Store {result['store']}"), style="bold"), soft_wrap=True)
     console.print(table)

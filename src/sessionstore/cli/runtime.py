@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from sessionstore.cli.output import terminal_safe
 from sessionstore.errors import (
     InvalidParameterError,
     MissingDependencyError,
@@ -155,10 +156,15 @@ def _message(exc: BaseException) -> str:
 
 
 def report_failure(exc: BaseException, *, debug: bool) -> int:
-    """Print one line about ``exc`` on stderr (and the traceback if ``debug``)."""
+    """Print one line about ``exc`` on stderr (and the traceback if ``debug``).
+
+    Both are shown with control characters escaped (:func:`terminal_safe`):
+    a message may quote stored ids or a file name.
+    """
     if debug:
-        traceback.print_exception(exc, file=sys.stderr)
-    line = " ".join(_message(exc).split()) or type(exc).__name__
+        text = "".join(traceback.format_exception(exc))
+        sys.stderr.write(terminal_safe(text, keep_newlines=True))
+    line = terminal_safe(" ".join(_message(exc).split())) or type(exc).__name__
     sys.stderr.write(f"sessionstore: error: {line}\n")
     sys.stderr.flush()
     return exit_code_for(exc)

@@ -61,9 +61,17 @@ def driver_url(url: str) -> tuple[str, bool]:
         )
     plain = f"{driver_scheme}://{rest}"
     try:
+        if any(c in rest.rpartition("@")[0] for c in "/?#"):
+            # redis-py would end the host there and take the rest of the password as a path.
+            raise ValueError("a raw '/', '?' or '#' in the password")
         require("redis.asyncio.connection", "redis").parse_url(plain)
-    except ValueError as exc:
-        raise InvalidParameterError(f"bad Redis URL {redact_url(url)!r}: {exc}") from None
+    except ValueError:
+        # Not the driver's message: it quotes pieces of the URL, password included.
+        raise InvalidParameterError(
+            f"bad Redis URL {redact_url(url)!r}: its host, port or database number does not "
+            "parse, or its password holds a raw '/', '?' or '#'; percent-encode '/', '?', '#', "
+            "'@' and '%' in a password (%2F, %3F, %23, %40, %25)"
+        ) from None
     return plain, scheme.lower() == "redis+cluster"
 
 

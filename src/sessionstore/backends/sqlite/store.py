@@ -43,7 +43,7 @@ from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
 from sessionstore.records import SessionData
 from sessionstore.store import SessionStore
 from sessionstore.stored import trace_from_json, trace_to_json
-from sessionstore.urls import split_options
+from sessionstore.urls import redact_url, split_options
 
 __all__ = ["SQLiteStore"]
 
@@ -56,7 +56,7 @@ def _path_from_url(url: str) -> Path:
     if not rest.startswith("/") or rest == "/":
         raise InvalidParameterError(
             f"SQLite URL must be sqlite:///relative/path.db or sqlite:////absolute/path.db, "
-            f"got {url!r}"
+            f"got {redact_url(url)!r}"
         )
     return Path(rest[1:])
 
