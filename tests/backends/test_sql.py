@@ -7,8 +7,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import text
@@ -24,6 +25,9 @@ from sessionstore import (
 )
 from sessionstore.backends.sql import SQLStore
 from sessionstore.backends.sql.engine import driver_url
+from sessionstore.backends.sql.mysql import MySQL
+from sessionstore.backends.sql.postgres import PostgreSQL
+from sessionstore.backends.sql.schema import SCHEMA_VERSION
 from tests.backends.sql_fixtures import SERVERS, drop_namespace
 from tests.servers import free_port, server_url
 
@@ -280,3 +284,158 @@ async def test_injected_mariadb_dialect_engine_works() -> None:
             await store.drop_tables()
     finally:
         await engine.dispose()
+
+
+# -- every option is checked by open_store, before any I/O ------------------------
+
+BAD_OPTIONS = [
+    ("max_overflow", -5),
+    ("pool_size", 0),
+    ("pool_size", True),
+    ("pool_timeout", -1),
+    ("pool_recycle", 0),
+    ("connect_timeout", -1),
+    ("connect_timeout", float("nan")),
+    ("connect_timeout", 0),
+    ("command_timeout", 0),
+    ("command_timeout", float("inf")),
+    ("lock_timeout", -1),
+    ("lock_timeout", 10**9),
+    ("retries", -1),
+    ("sweep_interval", float("nan")),
+    ("sweep_batch", 0),
+    ("auto_migrate", "yes"),
+    ("pre_ping", 1),
+    ("connect_args", ["ssl"]),
+    ("engine", "postgresql://elsewhere/db"),
+]
+
+
+@pytest.mark.parametrize(("option", "value"), BAD_OPTIONS)
+def test_every_bad_option_is_refused_by_open_store(server: str, option: str, value: Any) -> None:
+    # Nothing listens there: an option let through would fail later, and differently.
+    scheme = server.split("://", 1)[0]
+    with pytest.raises(InvalidParameterError, match=option):
+        open_store(f"{scheme}://u:pw@127.0.0.1:{free_port()}/db", **{option: value})
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "max_overflow=-5",
+        "connect_timeout=nan",
+        "connect_timeout=-1",
+        "lock_timeout=-1",
+        "command_timeout=0",
+        "retries=-1",
+        "sweep_batch=0",
+    ],
+)
+def test_bad_options_in_the_url_are_refused_too(server: str, query: str) -> None:
+    scheme = server.split("://", 1)[0]
+    with pytest.raises(InvalidParameterError, match=query.split("=", 1)[0]):
+        open_store(f"{scheme}://u:pw@127.0.0.1:{free_port()}/db?{query}")
+
+
+# -- tables the store did not create are never adopted ----------------------------
+
+
+@pytest.fixture
+async def own_database(server: str) -> AsyncIterator[str]:
+    """Yield the URL of a new, empty database, so stores may use the empty table prefix."""
+    name = f"sessionstore_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(driver_url(server)[0], isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f"CREATE DATABASE {name}"))
+        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+        async with admin.connect() as conn:
+            force = " WITH (FORCE)" if admin.dialect.name == "postgresql" else ""
+            await conn.execute(text(f"DROP DATABASE {name}{force}"))
+    finally:
+        await admin.dispose()
+
+
+# An application's own tables, named like ours: one of them is the database's only table.
+APPLICATION_TABLES = {
+    "entries": "CREATE TABLE entries (id INT PRIMARY KEY, note VARCHAR(100))",
+    "sessions": "CREATE TABLE sessions (id INT PRIMARY KEY, user_key VARCHAR(100))",
+    "trace_steps": "CREATE TABLE trace_steps (id INT PRIMARY KEY, step VARCHAR(100))",
+    # Our version table's very shape, holding the application's own row.
+    "schema_version": "CREATE TABLE schema_version (id INT PRIMARY KEY, version INT NOT NULL)",
+}
+
+
+async def _tables(engine: Any) -> set[str]:
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        else:
+            sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+        return {str(name) for name in (await conn.execute(text(sql))).scalars()}
+
+
+@pytest.mark.parametrize("table", sorted(APPLICATION_TABLES))
+async def test_an_application_table_named_like_ours_is_never_adopted(
+    own_database: str, table: str
+) -> None:
+    app = create_async_engine(driver_url(own_database)[0])
+    try:
+        async with app.begin() as conn:
+            await conn.execute(text(APPLICATION_TABLES[table]))
+            await conn.execute(text(f"INSERT INTO {table} VALUES (7, 3)"))
+        store = SQLStore.from_url(own_database)  # the default, empty, table prefix
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "open": store.open,
+            "prune": store.prune,
+            "create": lambda: store.create_qa_entry("s", "u", "q", "a"),
+            "migrate": store.migrate,
+            "drop_tables": store.drop_tables,
+        }
+        for name, call in calls.items():
+            with pytest.raises(StoreError, match="did not create") as caught:
+                await call()
+            assert type(caught.value) is StoreError, name
+        await store.close()
+        async with app.connect() as conn:
+            assert await conn.scalar(text(f"SELECT COUNT(*) FROM {table}")) == 1
+        assert await _tables(app) == {table}  # nothing of ours was created beside it
+    finally:
+        await app.dispose()
+
+
+# Only MySQL/MariaDB DDL can stop halfway: PostgreSQL's is transactional.
+@pytest.mark.parametrize("server", ["mariadb"], indirect=True)
+async def test_a_migration_that_stopped_halfway_is_finished(url: str) -> None:
+    async with SQLStore.from_url(url) as store:
+        await _execute(store, f"DROP TABLE {store.tables.traces}")
+        await _execute(store, f"DROP TABLE {store.tables.graph}")
+        await _execute(store, f"UPDATE {store.tables.version} SET version = 0")
+    async with SQLStore.from_url(url) as store:
+        await store.save_trace_step("s", "u", SessionTraceStep(origin_function="f", status="ok"))
+        assert await _scalar(store, f"SELECT version FROM {store.tables.version}") == 1
+
+
+# -- a missing dependency -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("scheme", "extra"), [("postgresql", "postgres"), ("mysql", "mysql")])
+def test_missing_greenlet_is_a_missing_dependency(scheme: str, extra: str) -> None:
+    # SQLAlchemy is installed, greenlet is not: its asyncio support cannot load.
+    code = (
+        "import sys\n"
+        "sys.modules['greenlet'] = None\n"
+        "from sessionstore import MissingDependencyError, open_store\n"
+        "try:\n"
+        f"    open_store('{scheme}://u@127.0.0.1/db')\n"
+        "except MissingDependencyError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "greenlet" in done.stdout
+    assert f"pip install 'sessionstore[{extra}]'" in done.stdout
+
+
+def test_schema_version_is_the_number_of_migration_steps_of_each_dialect() -> None:
+    assert len(PostgreSQL.migrations) == len(MySQL.migrations) == SCHEMA_VERSION

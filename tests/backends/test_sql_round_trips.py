@@ -1,8 +1,9 @@
 """Round trips per call of the SQL backend, counted on the wire by a TCP relay.
 
-The relay passes bytes unchanged between the store and the real server and
-counts how often the client starts talking again after the server answered:
-that is one round trip. Speed depends on it more than on anything else.
+The relay (``tests/tcp_proxy.py``) passes bytes unchanged between the store
+and the real server and counts how often the client starts talking again
+after the server answered: that is one round trip. Speed depends on it more
+than on anything else.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -19,70 +19,21 @@ from sessionstore.backends.sql import SQLStore
 from sessionstore.backends.sql import engine as sql_engine
 from tests.backends.sql_fixtures import SERVERS, drop_namespace
 from tests.servers import server_url
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(120)
 
 
-class Relay:
-    """A TCP relay to one server that counts the client's turns to speak."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.trips = 0
-        self._client_spoke_last = False
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port: int = self.server.sockets[0].getsockname()[1]
-        return port
-
-    async def stop(self) -> None:
-        self.server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        for task in (
-            asyncio.create_task(self._pipe(reader, up_writer, client=True)),
-            asyncio.create_task(self._pipe(up_reader, writer, client=False)),
-        ):
-            self._tasks.add(task)
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, client: bool
-    ) -> None:
-        try:
-            while data := await reader.read(65536):
-                if client and not self._client_spoke_last:
-                    self.trips += 1
-                self._client_spoke_last = client
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-
 @pytest.fixture(params=SERVERS)
-async def relayed(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, Relay]]:
+async def relayed(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, TcpProxy]]:
     """Yield a store URL that goes through a counting relay, and the relay."""
     url = f"{server_url(request.param)}?table_prefix=r{uuid.uuid4().hex[:12]}_"
-    parts = urlsplit(url)
-    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 0)
-    port = await relay.start()
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
-    yield urlunsplit(parts._replace(netloc=netloc)), relay
-    await relay.stop()
+    async with TcpProxy.to(url) as relay:
+        yield relay.url(url), relay
     await drop_namespace(url)
 
 
-async def _trips(relay: Relay, call: Callable[[], Awaitable[object]], times: int = 20) -> float:
+async def _trips(relay: TcpProxy, call: Callable[[], Awaitable[object]], times: int = 20) -> float:
     await call()  # first use: statements are prepared, connections opened
     before = relay.trips
     for _ in range(times):
@@ -90,7 +41,7 @@ async def _trips(relay: Relay, call: Callable[[], Awaitable[object]], times: int
     return (relay.trips - before) / times
 
 
-async def test_every_hot_call_is_one_round_trip(relayed: tuple[str, Relay]) -> None:
+async def test_every_hot_call_is_one_round_trip(relayed: tuple[str, TcpProxy]) -> None:
     url, relay = relayed
     # One connection, so each statement is prepared once (on first use) and reused.
     async with SQLStore.from_url(url, ttl=3600, pool_size=1, max_overflow=0) as store:
@@ -118,7 +69,7 @@ async def test_every_hot_call_is_one_round_trip(relayed: tuple[str, Relay]) -> N
 
 @pytest.mark.parametrize("pre_ping", [True, False])
 async def test_only_idle_connections_are_pinged(
-    relayed: tuple[str, Relay], pre_ping: bool, monkeypatch: pytest.MonkeyPatch
+    relayed: tuple[str, TcpProxy], pre_ping: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, relay = relayed
     async with SQLStore.from_url(url, pre_ping=pre_ping) as store:
@@ -130,7 +81,7 @@ async def test_only_idle_connections_are_pinged(
 
 
 async def test_a_write_right_after_the_server_killed_the_connection_works(
-    relayed: tuple[str, Relay],
+    relayed: tuple[str, TcpProxy],
 ) -> None:
     url, _ = relayed
     async with SQLStore.from_url(url, pool_size=1, max_overflow=0) as store:

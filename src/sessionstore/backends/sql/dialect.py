@@ -26,10 +26,9 @@ if TYPE_CHECKING:
 
     from sqlalchemy import TextClause
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-    from sqlalchemy.pool import Pool
 
     from sessionstore.backends.sql.codec import Codec, Row
-    from sessionstore.backends.sql.engine import EngineOptions
+    from sessionstore.backends.sql.options import EngineOptions
     from sessionstore.backends.sql.schema import TableNames
     from sessionstore.backends.sql.statements import Statements
 
@@ -109,8 +108,12 @@ class Dialect(abc.ABC):
     """How this database's columns hold keys, texts and entries."""
     migrations: ClassVar[tuple[str, ...]]
     """DDL taking a namespace from version ``i`` to ``i + 1``; ``{t}`` is its TableNames."""
-    table_exists: ClassVar[str]
-    """SQL returning a true value when table ``:name`` exists."""
+    table_columns: ClassVar[str]
+    """SQL returning ``(table_name, column_name)`` of each existing table of ``{names}``.
+
+    ``{names}`` is replaced by the tables' names as quoted SQL literals; the
+    tables are the ones the store's unqualified names resolve to.
+    """
     current_database: ClassVar[str]
     """SQL returning the name of the connection's database."""
     improve_lock: ClassVar[str]
@@ -126,8 +129,19 @@ class Dialect(abc.ABC):
         """Return the ``create_async_engine`` arguments this database needs."""
 
     @abc.abstractmethod
-    def watch_pool(self, pool: Pool) -> None:
-        """Add this database's listeners to the pool of an engine the store built."""
+    def watch(self, engine: AsyncEngine) -> None:
+        """Add this database's listeners to an engine the store built (and its pool)."""
+
+    @abc.abstractmethod
+    async def field_limit(self, engine: AsyncEngine) -> int | None:
+        """Read the server's limits when the store opens.
+
+        Returns:
+            The largest text field one write can always carry, when the
+            server allows less than ``max_field_bytes``'s default; ``None``
+            when it has no such limit.
+
+        """
 
     @abc.abstractmethod
     def migration_lock(

@@ -3,6 +3,11 @@
 Hot calls run on the driver's own connection of a pooled connection
 (:func:`bare`): one round trip each, without SQLAlchemy's statement layer.
 
+A connection the pool invalidates (it died, or a call was cancelled or ran
+past its deadline in the middle of a statement, so its state is unknown) is
+closed at once, without a word to the server (:func:`abort`): a graceful
+goodbye would wait for a server that may be the one not answering.
+
 Driver exceptions are translated here, once (:func:`translate`): a server
 that cannot be reached, a dead connection or a pool timeout becomes
 :class:`~sessionstore.errors.StoreUnavailableError`; anything else the
@@ -15,7 +20,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -26,15 +30,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
 from sessionstore.backends.sql.dialect import family_of
-from sessionstore.errors import InvalidParameterError, StoreError, StoreUnavailableError
-from sessionstore.validation import check_seconds
+from sessionstore.errors import (
+    InvalidParameterError,
+    SessionError,
+    StoreError,
+    StoreUnavailableError,
+)
+from sessionstore.urls import redact_url
 
 if TYPE_CHECKING:
     from sessionstore.backends.sql.dialect import Dialect
+    from sessionstore.backends.sql.options import EngineOptions
 
 __all__ = [
     "PING_IDLE",
-    "EngineOptions",
+    "abort",
     "bare",
     "build_engine",
     "driver_url",
@@ -53,28 +63,6 @@ PING_IDLE = 5.0
 _CHECKED_IN = "sessionstore_checked_in"
 
 
-@dataclass(frozen=True, slots=True)
-class EngineOptions:
-    """Pool and timeout settings of an engine the store builds itself.
-
-    Raises:
-        InvalidParameterError: a timeout is not a number of seconds >= 0.
-
-    """
-
-    pool_size: int = 5
-    max_overflow: int = 10
-    pool_timeout: float = 10.0
-    pool_recycle: float = 1800.0
-    connect_timeout: float = 5.0
-    pre_ping: bool = True
-    connect_args: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("pool_timeout", "connect_timeout"):
-            check_seconds(getattr(self, name), name, allow_zero=True)
-
-
 def driver_url(url: str) -> tuple[str, str]:
     """Return the SQLAlchemy URL for a store URL, and its dialect's name.
 
@@ -85,9 +73,15 @@ def driver_url(url: str) -> tuple[str, str]:
     scheme, sep, rest = url.partition("://")
     family = family_of(scheme if sep else "")
     try:
-        make_url(f"{family.url_scheme}://{rest}")
-    except (sa_exc.ArgumentError, ValueError) as exc:
-        raise InvalidParameterError(f"cannot parse the {scheme} URL: {exc}") from None
+        parsed = make_url(f"{family.url_scheme}://{rest}")
+    except (sa_exc.ArgumentError, ValueError):
+        parsed = None  # not the driver's message: it quotes pieces of the URL
+    # SQLAlchemy ends a password at its first "@": the rest would become the host.
+    if parsed is None or "@" in (parsed.host or "") + (parsed.database or ""):
+        raise InvalidParameterError(
+            f"cannot parse the {scheme} URL {redact_url(url)!r}: check its host and port, "
+            "and percent-encode '@' and '%' in the user name and password (%40, %25)"
+        )
     return f"{family.url_scheme}://{rest}", family.name
 
 
@@ -95,8 +89,9 @@ def build_engine(url: str, dialect: Dialect, options: EngineOptions) -> AsyncEng
     """Return a pooled engine whose connections run one statement per round trip.
 
     Every connection runs in autocommit: a one-statement call needs no
-    ``BEGIN``/``COMMIT``. Checkouts are checked by :func:`_check_out`; the
-    dialect adds its own settings and listeners.
+    ``BEGIN``/``COMMIT``. Checkouts are checked by :func:`_check_out`, an
+    invalidated connection is closed by :func:`abort`; the dialect adds its
+    own settings and listeners.
     """
     arguments = dialect.engine_arguments(options)
     engine = create_async_engine(
@@ -115,15 +110,21 @@ def build_engine(url: str, dialect: Dialect, options: EngineOptions) -> AsyncEng
     )
     pool = engine.sync_engine.pool
     event.listen(pool, "checkin", _checked_in)
+    event.listen(pool, "invalidate", _invalidated)
     event.listen(
         pool, "checkout", partial(_check_out, engine.sync_engine.dialect, options.pre_ping)
     )
-    dialect.watch_pool(pool)
+    dialect.watch(engine)
     return engine
 
 
 def _checked_in(dbapi_connection: Any, record: Any) -> None:
     record.info[_CHECKED_IN] = time.monotonic()
+
+
+def _invalidated(dbapi_connection: Any, record: Any, exception: BaseException | None) -> None:
+    if dbapi_connection is not None:
+        abort(dbapi_connection.driver_connection)
 
 
 def _check_out(dialect: Any, ping: bool, dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -157,6 +158,25 @@ def _driver_closed(driver: Any) -> bool:
     return not getattr(driver, "connected", True) or bool(getattr(driver, "_stream_broken", False))
 
 
+def abort(driver: Any) -> None:
+    """Close an asyncpg or asyncmy connection's socket now, sending nothing.
+
+    What is left of the connection (SQLAlchemy's own close) then finds it
+    closed and waits for nothing.
+    """
+    terminate = getattr(driver, "terminate", None)  # asyncpg
+    if terminate is not None:
+        terminate()
+    else:
+        driver.close()  # asyncmy: closes the transport
+
+
+async def _discard(proxied: Any, exc: BaseException | None = None) -> None:
+    """Close a checked-out connection and take it out of the pool."""
+    abort(proxied.driver_connection)
+    await greenlet_spawn(proxied.invalidate, exc)
+
+
 @asynccontextmanager
 async def bare(
     engine: AsyncEngine, what: str, *, recover: Callable[[Any], Awaitable[object]] | None = None
@@ -167,28 +187,40 @@ async def bare(
     (about 0.1 ms a call), not its pool: checkout checks, ``pool_recycle``
     and the return to the pool apply as usual. A driver error comes out as
     ``DBAPIError`` with ``connection_invalidated`` set when the connection
-    died (it is then discarded), as SQLAlchemy itself would raise it.
+    died (it is then discarded), as SQLAlchemy itself would raise it. A
+    cancellation (the deadline) discards the connection too: its state is
+    unknown. A :class:`~sessionstore.errors.SessionError` passes as it is:
+    the body raises one only before it sends anything.
 
     Args:
         engine: the store's engine.
         what: the statement, for the error.
         recover: called with the driver connection after an error when it
-            is still alive (MySQL rolls back the transaction it left open).
+            is still alive (MySQL rolls back the transaction it left open);
+            if that fails too, the connection is discarded.
 
     """
     proxied = await engine.raw_connection()
     driver = proxied.driver_connection
     try:
         yield driver
+    except SessionError:  # ours, raised before the statement was sent: the connection is fine
+        raise
     except Exception as exc:
         dead = _driver_closed(driver)
+        if not dead and recover is not None:
+            try:
+                await recover(driver)
+            except Exception:  # noqa: BLE001 - whatever failed, the connection is unusable
+                dead = True
+            except BaseException:
+                await _discard(proxied, exc)
+                raise
         if dead:
-            await greenlet_spawn(proxied.invalidate, exc)
-        elif recover is not None:
-            await recover(driver)
+            await _discard(proxied, exc)
         raise sa_exc.DBAPIError(what, None, exc, connection_invalidated=dead) from exc
     except BaseException:  # cancelled mid-statement: the connection's state is unknown
-        await greenlet_spawn(proxied.invalidate)
+        await _discard(proxied)
         raise
     finally:
         await greenlet_spawn(proxied.close)
@@ -242,7 +274,8 @@ def translate(exc: BaseException, where: str) -> StoreError:
 
     """
     orig = getattr(exc, "orig", None) or exc
-    detail = f"{type(orig).__name__}: {str(orig).strip().splitlines()[0] if str(orig) else ''}"
+    said = str(orig).strip()
+    detail = f"{type(orig).__name__}: {said.splitlines()[0]}" if said else type(orig).__name__
     if _unreachable(exc):
         return StoreUnavailableError(
             f"{where}: cannot reach the database ({detail}); check that the server runs and "

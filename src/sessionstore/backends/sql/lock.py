@@ -48,7 +48,10 @@ class _Held:
             except sa_exc.SQLAlchemyError:
                 # Dropping the connection releases the server-side lock.
                 await conn.invalidate()
-            await conn.close()
+            finally:
+                # Even when the deadline cancelled the unlock: back to the pool (or
+                # discarded, if it was invalidated), never left checked out.
+                await conn.close()
 
         await self._connection.run(op)
 

@@ -9,21 +9,36 @@ the new sequence number to the child insert in the same batch.
 
 Key columns are ``VARBINARY`` holding UTF-8; ``LONGTEXT`` holds any string,
 NUL included, so texts are stored as they are.
+
+A statement travels as one packet, which the server refuses (and answers by
+dropping the connection) past its ``max_allowed_packet``. The store reads
+that limit when it opens: an unset ``max_field_bytes`` becomes the largest
+field that always fits (:meth:`MySQL.field_limit`), and a write whose
+statement would not fit is :class:`~sessionstore.errors.InvalidParameterError`
+before it is sent (``packet.py``).
+
+asyncmy bounds only the TCP connect with its ``connect_timeout``, not the
+handshake and login after it: :func:`_connect` bounds it all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
+import asyncmy
 from asyncmy.cursors import DictCursor
 from sqlalchemy import TextClause, event, text
 
 from sessionstore.backends.sql.codec import Codec, Row
 from sessionstore.backends.sql.dialect import Dialect, WriteKind
-from sessionstore.backends.sql.engine import EngineOptions, bare
+from sessionstore.backends.sql.engine import bare
+from sessionstore.backends.sql.options import EngineOptions
+from sessionstore.backends.sql.packet import check_packet, largest_field, most_bytes
 from sessionstore.backends.sql.schema import TableNames
 from sessionstore.backends.sql.statements import (
     BIND,
@@ -41,7 +56,6 @@ from sessionstore.stored import COLUMNS
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-    from sqlalchemy.pool import Pool
 
 __all__ = ["DIALECT", "Batch", "MySQL"]
 
@@ -124,21 +138,34 @@ class Batch:
         self.result = result if result >= 0 else len(statements) + result
 
 
+_MAX_PACKET: Final = Batch(["SELECT @@max_allowed_packet AS packet"], result=0)
+
+
 async def _rollback(conn: Any) -> None:
     await conn.rollback()
 
 
-async def _send(engine: AsyncEngine, batch: Batch, params: Mapping[str, Any]) -> Any:
+async def _send(
+    engine: AsyncEngine, batch: Batch, params: Mapping[str, Any], packet: int | None = None
+) -> Any:
     """Run a batch as one multi-statement query: one round trip.
 
     Returns the rows (as dicts) of the statement ``batch.result`` names, or
     its row count when it returns none. On an error the open transaction is
     rolled back before the error is raised.
+
+    Raises:
+        InvalidParameterError: the batch with its values is over ``packet``
+            bytes; nothing was sent.
+
     """
     async with bare(engine, batch.sql, recover=_rollback) as conn:
         cursor = conn.cursor(DictCursor)
         try:
-            await cursor.execute(batch.sql, params)
+            # The values go in here, once; execute() then sends the text as it is.
+            query = cursor.mogrify(batch.sql, params)
+            check_packet(query, packet)
+            await cursor.execute(query)
             index, outcome = 0, None
             while True:
                 if index == batch.result:
@@ -148,6 +175,12 @@ async def _send(engine: AsyncEngine, batch: Batch, params: Mapping[str, Any]) ->
                 index += 1
         finally:
             await cursor.close()
+
+
+async def _connect(seconds: float, **arguments: Any) -> Any:
+    """Open an asyncmy connection within ``seconds``, handshake and login included."""
+    async with asyncio.timeout(seconds):
+        return await asyncmy.connect(**arguments)
 
 
 def _reset(dbapi_connection: Any, record: Any, state: Any) -> None:
@@ -164,9 +197,10 @@ class MySQL(Dialect):
     name = "mysql"
     codec = Codec(COLUMNS, binary_keys=True)
     migrations = (_V1,)
-    table_exists = (
-        "SELECT COUNT(*) FROM information_schema.tables "
-        "WHERE table_schema = DATABASE() AND table_name = :name"
+    table_columns = (
+        "SELECT table_name AS table_name, column_name AS column_name "
+        "FROM information_schema.columns "
+        "WHERE table_schema = DATABASE() AND table_name IN ({names})"
     )
     current_database = "SELECT DATABASE()"
     improve_lock = "SELECT GET_LOCK(:key, 0)"
@@ -176,12 +210,14 @@ class MySQL(Dialect):
         t = self.tables = TableNames(table_prefix)
         self.sql = Statements(
             t,
+            on_conflict="ON DUPLICATE KEY UPDATE",
             sweep=f"DELETE FROM {t.sessions} WHERE expires_at <= :now ORDER BY expires_at LIMIT :n",
         )
         digest = hashlib.sha256(t.prefix.encode()).hexdigest()
         self._migration_lock_name = f"sessionstore:{digest[:40]}"
         self._lock_live = f"SELECT s.qa_count FROM {t.sessions} s WHERE {KEY} AND {LIVE} FOR UPDATE"
         self._live = f"EXISTS (SELECT 1 FROM {t.sessions} s WHERE {KEY} AND {LIVE})"
+        self._packet: int | None = None  # the server's max_allowed_packet, read on open
         self._writes = {kind: self._write_batch(kind) for kind in _NEW_ROW}
         self._delete_entry = self._delete_entry_batch()
         # Built on first use, then reused.
@@ -266,16 +302,52 @@ class MySQL(Dialect):
     # -- engine, locks -------------------------------------------------------
 
     def engine_arguments(self, options: EngineOptions) -> dict[str, Any]:
-        """Return asyncmy's connect timeout and charset; no blanket rollback on return."""
+        """Return asyncmy's connect (bounded as a whole) and charset; no blanket rollback."""
         return {
-            "connect_args": {"connect_timeout": options.connect_timeout, "charset": "utf8mb4"},
+            "connect_args": {
+                "connect_timeout": options.connect_timeout,
+                "charset": "utf8mb4",
+                # SQLAlchemy's asyncmy dialect connects with this instead of asyncmy.connect.
+                "async_creator_fn": partial(_connect, options.connect_timeout),
+            },
             # asyncmy's rollback costs a round trip: _reset sends it only when needed.
             "pool_reset_on_return": None,
         }
 
-    def watch_pool(self, pool: Pool) -> None:
-        """Roll a connection back on its return only when it is inside a transaction."""
-        event.listen(pool, "reset", _reset)
+    def watch(self, engine: AsyncEngine) -> None:
+        """Roll back a returned connection only inside a transaction; check packet sizes."""
+        event.listen(engine.sync_engine.pool, "reset", _reset)
+        event.listen(engine.sync_engine, "before_cursor_execute", self._check_statement, named=True)
+
+    def _check_statement(self, **event: Any) -> None:
+        """Refuse, before it is sent, a statement of SQLAlchemy's over the packet limit.
+
+        An ``executemany`` insert sends its rows in statements of one row or
+        of rows that fit in far less than a packet together: each row alone
+        must fit.
+        """
+        parameters, packet = event["parameters"], self._packet
+        if packet is None or not parameters:
+            return
+        statement: str = event["statement"]
+        rows: Sequence[Any] = parameters if event["executemany"] else [parameters]
+        cursor = None
+        for row in rows:
+            if most_bytes(statement, row) < packet:
+                continue  # most rows need no closer look
+            if cursor is None:
+                cursor = event["conn"].connection.driver_connection.cursor()
+            check_packet(cursor.mogrify(statement, row), packet)
+
+    async def field_limit(self, engine: AsyncEngine) -> int:
+        """Read ``max_allowed_packet``; return the largest field a write always carries.
+
+        A value may double when it is escaped into the statement (each quote,
+        backslash, NUL, ...), and :data:`~.packet.STATEMENT_ROOM` is kept for the rest.
+        """
+        rows = await _send(engine, _MAX_PACKET, {})
+        self._packet = int(rows[0]["packet"])
+        return largest_field(self._packet)
 
     @asynccontextmanager
     async def migration_lock(
@@ -298,7 +370,9 @@ class MySQL(Dialect):
                 yield conn
                 await conn.commit()
             finally:
-                await conn.scalar(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+                # An invalidated connection (a cancelled statement) took the lock with it.
+                if not conn.invalidated:
+                    await conn.scalar(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
 
     def improve_lock_key(self, digest: bytes) -> str:
         """Return the ``GET_LOCK`` name (at most 64 characters)."""
@@ -317,12 +391,13 @@ class MySQL(Dialect):
         self, engine: AsyncEngine, statement: TextClause, params: Mapping[str, Any]
     ) -> int:
         """Run one write in its own transaction; return the rows it changed."""
-        count: int = await _send(engine, self._batch(statement, write=True), params)
+        batch = self._batch(statement, write=True)
+        count: int = await _send(engine, batch, params, self._packet)
         return count
 
     async def write(self, engine: AsyncEngine, kind: WriteKind, params: Mapping[str, Any]) -> bool:
         """Delete the session if expired, then upsert it and add the child: one batch."""
-        await _send(engine, self._writes[kind], params)
+        await _send(engine, self._writes[kind], params, self._packet)
         return True
 
     async def update(
@@ -333,12 +408,12 @@ class MySQL(Dialect):
         batch = self._updates.get(wanted)
         if batch is None:
             batch = self._updates[wanted] = self._update_batch(wanted)
-        rows = await _send(engine, batch, params)
+        rows = await _send(engine, batch, params, self._packet)
         return bool(rows[0]["found"])
 
     async def delete_entry(self, engine: AsyncEngine, params: Mapping[str, Any]) -> bool:
         """Lock the session, delete the entry and count it off: one batch."""
-        return bool(await _send(engine, self._delete_entry, params))
+        return bool(await _send(engine, self._delete_entry, params, self._packet))
 
 
 DIALECT: Final = MySQL

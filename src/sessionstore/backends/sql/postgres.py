@@ -24,7 +24,8 @@ from sqlalchemy import TextClause, text
 
 from sessionstore.backends.sql.codec import Codec, Row, column_of
 from sessionstore.backends.sql.dialect import Dialect, WriteKind
-from sessionstore.backends.sql.engine import EngineOptions, bare
+from sessionstore.backends.sql.engine import bare
+from sessionstore.backends.sql.options import EngineOptions
 from sessionstore.backends.sql.schema import TableNames
 from sessionstore.backends.sql.statements import (
     BIND,
@@ -40,7 +41,6 @@ from sessionstore.stored import COLUMNS, ENTRY_FIELDS, Kind, compact_json
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-    from sqlalchemy.pool import Pool
 
 __all__ = ["DIALECT", "PostgreSQL", "escape_nul", "unescape_nul"]
 
@@ -169,7 +169,12 @@ class PostgreSQL(Dialect):
     name = "postgresql"
     codec = Codec(COLUMNS.but(Kind.TEXT, escape_nul, unescape_nul), binary_keys=False)
     migrations = (_V1,)
-    table_exists = "SELECT to_regclass(:name) IS NOT NULL"
+    table_columns = (
+        "SELECT n.name AS table_name, a.attname AS column_name "
+        "FROM unnest(ARRAY[{names}]) AS n(name) "
+        "JOIN pg_attribute a ON a.attrelid = to_regclass(n.name) "
+        "WHERE a.attnum > 0 AND NOT a.attisdropped"
+    )
     current_database = "SELECT current_database()"
     improve_lock = "SELECT pg_try_advisory_lock(:key)"
     improve_unlock = "SELECT pg_advisory_unlock(:key)"
@@ -179,6 +184,7 @@ class PostgreSQL(Dialect):
         # ctid = ANY(ARRAY(...)): a TID scan of exactly the locked batch.
         self.sql = Statements(
             t,
+            on_conflict="ON CONFLICT (user_key, session_key) DO UPDATE SET",
             sweep=f"DELETE FROM {t.sessions} WHERE ctid = ANY(ARRAY("
             f"SELECT ctid FROM {t.sessions} WHERE expires_at <= :now "
             "ORDER BY expires_at LIMIT :n FOR UPDATE SKIP LOCKED))",
@@ -302,8 +308,11 @@ class PostgreSQL(Dialect):
             "pool_reset_on_return": "rollback",
         }
 
-    def watch_pool(self, pool: Pool) -> None:
-        """Add nothing: the checkout and checkin listeners every engine has suffice."""
+    def watch(self, engine: AsyncEngine) -> None:
+        """Add nothing: the listeners every engine has suffice."""
+
+    async def field_limit(self, engine: AsyncEngine) -> None:
+        """Return ``None``: a ``text`` value and a message may reach 1 GB."""
 
     @asynccontextmanager
     async def migration_lock(
@@ -315,7 +324,9 @@ class PostgreSQL(Dialect):
         """
         transactional = engine.execution_options(isolation_level="READ COMMITTED")
         async with transactional.begin() as conn:
-            await conn.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout * 1000)}"))
+            # 0 would mean "no limit" to PostgreSQL: lock_timeout=0 is "do not wait".
+            wait = max(1, int(lock_timeout * 1000))
+            await conn.execute(text(f"SET LOCAL lock_timeout = {wait}"))
             await conn.execute(
                 text("SELECT pg_advisory_xact_lock(:id)"), {"id": self._migration_lock_id}
             )

@@ -6,6 +6,15 @@ from schema version ``i`` to ``i + 1``) and its own migration lock.
 processes opening an empty database at once migrate it exactly once and both
 end up working.
 
+A store never writes to, deletes from or drops a table it did not create.
+Its tables are recognised by their shape: ``<prefix>schema_version`` with
+exactly the columns ``id`` and ``version`` and the row ``id = 1``, and each
+other table with the columns every version of it has (:data:`IDENTITY`). A
+namespace holding any table of ours by name that fails this (an
+application's own ``entries`` table, say) is refused with a
+:class:`~sessionstore.errors.StoreError` before anything is written, by
+:meth:`Schema.prepare`, :meth:`Schema.migrate` and :meth:`Schema.drop` alike.
+
 Key columns are bounded and compare exactly (``varchar(256) COLLATE "C"`` on
 PostgreSQL, ``VARBINARY(1024)`` holding UTF-8 on MySQL/MariaDB: no case,
 accent or PAD SPACE folding). Times are microseconds since the Unix epoch,
@@ -14,8 +23,9 @@ so they round-trip exactly whatever the server's time zone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import text
 
@@ -27,10 +37,23 @@ if TYPE_CHECKING:
     from sessionstore.backends.sql.connection import SQLConnection
     from sessionstore.backends.sql.dialect import Dialect
 
-__all__ = ["SCHEMA_VERSION", "Schema", "TableNames"]
+__all__ = ["IDENTITY", "SCHEMA_VERSION", "VERSION_COLUMNS", "Found", "Schema", "TableNames"]
 
 SCHEMA_VERSION = 1
 """The version this code reads and writes; ``len(dialect.migrations)`` for every dialect."""
+
+VERSION_COLUMNS: Final = frozenset({"id", "version"})
+"""The columns of ``<prefix>schema_version``, exactly."""
+
+IDENTITY: Final[Mapping[str, frozenset[str]]] = {
+    "sessions": frozenset(
+        {"user_key", "session_key", "expires_at", "next_seq", "qa_count", "trace_seq"}
+    ),
+    "entries": frozenset({"user_key", "session_key", "seq", "entry_id", "created_at"}),
+    "graph_contexts": frozenset({"user_key", "session_key", "context"}),
+    "trace_steps": frozenset({"user_key", "session_key", "seq", "step"}),
+}
+"""Per table (without its prefix), columns every version of it has: how it is known as ours."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +92,21 @@ class TableNames:
         """The tables whose rows belong to a session row."""
         return (self.entries, self.graph, self.traces)
 
+    @property
+    def every(self) -> tuple[str, ...]:
+        """Every table of the namespace, in the order they can be dropped."""
+        return (*self.children, self.sessions, self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What a namespace holds now."""
+
+    columns: Mapping[str, frozenset[str]]
+    """The namespace's table names that exist, each with its columns."""
+    version: int | None
+    """The version row of ``<prefix>schema_version``; ``None`` when there is none."""
+
 
 def _check_not_newer(version: int, where: str) -> None:
     """Refuse a database migrated by a newer sessionstore.
@@ -105,93 +143,155 @@ class Schema:
         return self._dialect.tables
 
     async def prepare(self, *, auto_migrate: bool) -> str:
-        """Check the namespace's version, migrating it if allowed; return the database's name.
+        """Check the namespace's tables and version, migrating if allowed; return the database.
 
         Raises:
-            StoreError: the database is newer than this code, older and
-                ``auto_migrate`` is off, or it failed.
+            StoreError: tables of the namespace's names that sessionstore did
+                not create; a database newer than this code, or older and
+                ``auto_migrate`` off; or it failed.
 
         """
-        current, database = await self._inspect()
-        where = self._connection.where
-        _check_not_newer(current, where)
-        if current < SCHEMA_VERSION:
-            if not auto_migrate:
-                raise StoreError(
-                    f"{where} is at schema version {current}, this sessionstore needs "
-                    f"{SCHEMA_VERSION}; run `await store.migrate()` or open the store "
-                    "with auto_migrate=True"
-                )
-            await self.migrate()
-        return database
 
-    async def _inspect(self) -> tuple[int, str]:
-        """Return the namespace's schema version (0: no tables yet) and the database's name."""
-
-        async def op() -> tuple[int, str]:
+        async def op() -> tuple[Found, str]:
             async with self._connection.engine.connect() as conn:
-                version = await self._read_version(conn)
+                found = await self._inspect(conn)
                 database = await conn.scalar(text(self._dialect.current_database))
-            return version, str(database)
+            return found, str(database)
 
-        return await self._connection.run(op)
-
-    async def _read_version(self, conn: AsyncConnection) -> int:
-        name = self.tables.version
-        if not await conn.scalar(text(self._dialect.table_exists), {"name": name}):
-            return 0
-        version = await conn.scalar(text(f"SELECT version FROM {name} WHERE id = 1"))
-        return int(version or 0)
+        found, database = await self._connection.run(op, idempotent=True)
+        if self._not_ours(found) is None and found.version == SCHEMA_VERSION:
+            return database
+        # Anything else is decided under the migration lock: another process
+        # may be halfway through creating the tables right now.
+        await self._under_lock(migrate=auto_migrate)
+        return database
 
     async def migrate(self) -> None:
         """Bring the namespace to :data:`SCHEMA_VERSION`, once, under the dialect's lock.
 
         Raises:
-            StoreError: the database is newer than this code, the lock was
-                not granted within ``lock_timeout`` seconds, or it failed.
+            StoreError: tables of the namespace's names that sessionstore did
+                not create; a database newer than this code; the lock was
+                not granted within ``lock_timeout`` seconds; or it failed.
 
         """
+        await self._under_lock(migrate=True)
+
+    async def _under_lock(self, *, migrate: bool) -> None:
+        where = self._connection.where
 
         async def op() -> None:
-            where = self._connection.where
             lock = self._dialect.migration_lock(self._connection.engine, self._lock_timeout, where)
             async with lock as conn:
-                await self._apply(conn, where)
+                found = await self._inspect(conn)
+                self._refuse_if_not_ours(found)
+                version = found.version or 0
+                _check_not_newer(version, where)
+                if version == SCHEMA_VERSION:
+                    return
+                if not migrate:
+                    raise StoreError(
+                        f"{where} is at schema version {version}, this sessionstore needs "
+                        f"{SCHEMA_VERSION}; run `await store.migrate()` or open the store "
+                        "with auto_migrate=True"
+                    )
+                await self._apply(conn, found, version)
 
-        await self._connection.run(op)
+        # Waiting for the lock is part of it: lock_timeout on top of the usual deadline.
+        await self._connection.run(op, limit=self._lock_timeout + self._connection.command_timeout)
 
-    async def _apply(self, conn: AsyncConnection, where: str) -> None:
-        """Run the missing steps; the caller holds the migration lock."""
-        tables = self.tables
-        await conn.execute(
-            text(
-                f"CREATE TABLE IF NOT EXISTS {tables.version} "
-                "(id INT PRIMARY KEY, version INT NOT NULL)"
+    async def _inspect(self, conn: AsyncConnection) -> Found:
+        """Return which of the namespace's tables exist, their columns, and its version."""
+        every = self.tables.every
+        # The names are ours (validated prefix, fixed suffixes): safe to inline as literals.
+        names = ", ".join(f"'{name}'" for name in every)
+        listed = await conn.execute(text(self._dialect.table_columns.format(names=names)))
+        columns: dict[str, set[str]] = {}
+        for table, column in listed.all():
+            if str(table) in every:  # exactly: MySQL matches names ignoring case
+                columns.setdefault(str(table), set()).add(str(column).lower())
+        found = {name: frozenset(its) for name, its in columns.items()}
+        version = None
+        if found.get(self.tables.version) == VERSION_COLUMNS:
+            row = await conn.scalar(text(f"SELECT version FROM {self.tables.version} WHERE id = 1"))
+            version = None if row is None else int(row)
+        return Found(found, version)
+
+    def _not_ours(self, found: Found) -> str | None:
+        """Return why the namespace's existing tables are not all sessionstore's, or ``None``."""
+        t = self.tables
+        if not found.columns:
+            return None
+        version_columns = found.columns.get(t.version)
+        if version_columns is None:
+            return f"there is no {t.version} table to say sessionstore created them"
+        if version_columns != VERSION_COLUMNS:
+            return f"{t.version} has the columns {', '.join(sorted(version_columns))}"
+        if found.version is None:
+            return f"{t.version} holds no version row"
+        if found.version > SCHEMA_VERSION:
+            return None  # a newer sessionstore's tables: refused as such, never as foreign
+        for suffix, identity in IDENTITY.items():
+            name = t.prefix + suffix
+            columns = found.columns.get(name)
+            if columns is None:
+                if found.version == 0:
+                    continue  # a migration that stopped halfway (MySQL's DDL is not transactional)
+                return f"{name} is missing"
+            if not identity <= columns:
+                return f"{name} lacks the columns {', '.join(sorted(identity - columns))}"
+        return None
+
+    def _refuse_if_not_ours(self, found: Found) -> None:
+        """Refuse a namespace whose existing tables sessionstore did not create.
+
+        Raises:
+            StoreError: a table of the namespace's names is not sessionstore's.
+
+        """
+        why = self._not_ours(found)
+        if why is not None:
+            raise StoreError(
+                f"{self._connection.where}: the database already holds the tables "
+                f"{', '.join(sorted(found.columns))}, which sessionstore did not create ({why}); "
+                "it never writes to, deletes from or drops a table it did not create. Open the "
+                "store with another table_prefix (or, if an interrupted sessionstore migration "
+                "left them, drop them by hand)"
             )
-        )
-        version = await self._read_version(conn)
-        _check_not_newer(version, where)
+
+    async def _apply(self, conn: AsyncConnection, found: Found, version: int) -> None:
+        """Run the steps after ``version``; the caller holds the lock and checked ``found``."""
+        tables = self.tables
+        if tables.version not in found.columns:
+            # The version row first: from now on the namespace says it is ours.
+            await conn.execute(
+                text(f"CREATE TABLE {tables.version} (id INT PRIMARY KEY, version INT NOT NULL)")
+            )
+            await conn.execute(text(f"INSERT INTO {tables.version} (id, version) VALUES (1, 0)"))
         for step in self._dialect.migrations[version:]:
             for statement in step.format(t=tables).split(";"):
                 if statement.strip():
                     await conn.execute(text(statement.strip()))
             version += 1
-            await conn.execute(text(f"DELETE FROM {tables.version}"))
             await conn.execute(
-                text(f"INSERT INTO {tables.version} (id, version) VALUES (1, :v)"), {"v": version}
+                text(f"UPDATE {tables.version} SET version = :v WHERE id = 1"), {"v": version}
             )
 
     async def drop(self) -> None:
         """Drop every table of the namespace (children first); missing ones are fine.
 
         Raises:
-            StoreError: the database failed.
+            StoreError: a table of the namespace's names is not sessionstore's
+                (then nothing is dropped), or the database failed.
 
         """
 
         async def op() -> None:
             async with self._connection.engine.begin() as conn:
-                for name in (*self.tables.children, self.tables.sessions, self.tables.version):
-                    await conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+                found = await self._inspect(conn)
+                self._refuse_if_not_ours(found)
+                for name in self.tables.every:
+                    if name in found.columns:
+                        await conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
 
         await self._connection.run(op)

@@ -55,11 +55,13 @@ class Statements:
 
     Args:
         tables: the namespace's table names.
+        on_conflict: the dialect's start of an upsert's update clause (an
+            insert meeting the session row's key changes the row instead).
         sweep: the dialect's bounded delete of expired sessions (``:now``, ``:n``).
 
     """
 
-    def __init__(self, tables: TableNames, *, sweep: str) -> None:
+    def __init__(self, tables: TableNames, *, on_conflict: str, sweep: str) -> None:
         t = self.tables = tables
         cols = ", ".join(f"e.{column}" for column in ENTRY_COLUMNS)
         entries_of = (
@@ -116,10 +118,17 @@ class Statements:
             text(f"DELETE FROM {name}") for name in (*t.children, t.sessions)
         )
         self.sweep = text(sweep)
-        self.insert_session = text(
+        # An import takes the session row (and its lock) as every write does, by
+        # upserting it, so concurrent writes of the session queue behind it.
+        self.replace_session = text(
             f"INSERT INTO {t.sessions} ({SESSION_COLUMNS}) VALUES "
             "(:u, :s, :created, :updated, :exp, :next_seq, :qa_count, :trace_seq, :trace_count, "
-            ":has_graph)"
+            f":has_graph) {on_conflict} created_at = :created, updated_at = :updated, "
+            "expires_at = :exp, next_seq = :next_seq, qa_count = :qa_count, "
+            "trace_seq = :trace_seq, trace_count = :trace_count, has_graph = :has_graph"
+        )
+        self.clear_children: tuple[TextClause, ...] = tuple(
+            text(f"DELETE FROM {name} WHERE {OWN_KEY}") for name in t.children
         )
         self.insert_entry = text(
             f"INSERT INTO {t.entries} (user_key, session_key, seq, {ENTRY_NAMES}) "

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from sessionstore.backends.sql.dialect import WriteKind, load_dialect
+from sessionstore.backends.sql.options import OPTIONS, EngineOptions, StoreOptions
 from sessionstore.backends.sql.sweep import Sweeper
 from sessionstore.clock import now_utc, to_micros
 from sessionstore.errors import InvalidParameterError, StoreError
@@ -28,8 +29,7 @@ from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
 from sessionstore.records import SessionData
 from sessionstore.store import SessionStore
 from sessionstore.stored import compact_json, trace_from_json, trace_to_json
-from sessionstore.urls import OptionParser, parse_bool, redact_url, split_options
-from sessionstore.validation import check_seconds
+from sessionstore.urls import redact_url, split_options
 
 if TYPE_CHECKING:
     import asyncio
@@ -45,34 +45,13 @@ _KEYS_PAGE = 500
 _PREFIX = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
-def _keyword_only(text: str) -> Any:
-    raise ValueError("only a keyword argument can pass this, not the URL")
-
-
-_OPTIONS: Final[dict[str, OptionParser]] = {
-    "table_prefix": str,
-    "auto_migrate": parse_bool,
-    "pool_size": int,
-    "max_overflow": int,
-    "pool_timeout": float,
-    "pool_recycle": float,
-    "connect_timeout": float,
-    "pre_ping": parse_bool,
-    "lock_timeout": float,
-    "retries": int,
-    "sweep_interval": float,
-    "sweep_batch": int,
-    "engine": _keyword_only,
-    "connect_args": _keyword_only,
-}
-
-
 class SQLStore(SessionStore):
     """Sessions in PostgreSQL, MySQL or MariaDB tables named ``<table_prefix>*``.
 
     Build it with :func:`sessionstore.open_store` (``postgresql://user:pw@host/db``,
     ``mysql://...``, ``mariadb://...``), or ``SQLStore(engine=my_async_engine)``
-    to share an application's engine.
+    to share an application's engine. Every option is checked here, before
+    any I/O.
 
     Args:
         url: ``postgresql://user:pw@host/db``, ``mysql://...`` or
@@ -84,8 +63,14 @@ class SQLStore(SessionStore):
         auto_migrate: create or upgrade the schema on first use; with
             ``False`` an old schema raises :class:`StoreError` until
             :meth:`migrate` is called.
-        pool_size, max_overflow, pool_timeout, pool_recycle, connect_timeout:
-            pool settings of the engine the store builds (seconds).
+        pool_size, max_overflow, pool_timeout, pool_recycle: the pool of the
+            engine the store builds (timeouts in seconds).
+        connect_timeout: seconds a new connection may take, handshake and
+            login included.
+        command_timeout: seconds one call may take in all (waiting for a
+            connection, connecting, its statements, its retries); past it
+            the call raises StoreUnavailableError and the connection it was
+            using is closed, not returned to the pool.
         pre_ping: ping a pooled connection before use when it sat idle for
             more than ``engine.PING_IDLE`` (5) seconds, so a server restart
             or a silently dropped connection costs no failed call. A busy
@@ -99,10 +84,12 @@ class SQLStore(SessionStore):
         sweep_batch: sessions deleted per sweep statement.
         connect_args: extra keyword arguments for the driver's ``connect``
             (``ssl``, ``server_settings``, ...); keyword only, not in URLs.
-        ttl, max_field_bytes: see :class:`SessionStore`.
+        ttl, max_field_bytes: see :class:`SessionStore`. On MySQL/MariaDB,
+            ``max_field_bytes`` left unset is lowered at open to what the
+            server's ``max_allowed_packet`` always carries.
 
     Raises:
-        InvalidParameterError: a bad option.
+        InvalidParameterError: a bad option (see ``options.py`` for each rule).
         MissingDependencyError: the ``postgres`` or ``mysql`` extra is missing.
 
     """
@@ -119,6 +106,7 @@ class SQLStore(SessionStore):
         pool_timeout: float = 10.0,
         pool_recycle: float = 1800.0,
         connect_timeout: float = 5.0,
+        command_timeout: float = 30.0,
         pre_ping: bool = True,
         lock_timeout: float = 60.0,
         retries: int = 5,
@@ -128,6 +116,7 @@ class SQLStore(SessionStore):
         **base: Any,
     ) -> None:
         super().__init__(**base)
+        self._field_limit_given = "max_field_bytes" in base
         if not isinstance(table_prefix, str) or (
             table_prefix and not _PREFIX.fullmatch(table_prefix)
         ):
@@ -135,27 +124,9 @@ class SQLStore(SessionStore):
                 "table_prefix must be lowercase letters, digits and '_', starting with a "
                 f"letter, at most 32 characters; got {table_prefix!r}"
             )
-        if engine is not None:
-            dialect = load_dialect(engine.dialect.name, table_prefix)
-            shown = engine.url.render_as_string(hide_password=True)
-        elif url is not None:
-            scheme, sep, _ = url.partition("://")
-            dialect = load_dialect(scheme if sep else "", table_prefix)
-            shown = redact_url(url)
-        else:
-            raise InvalidParameterError("SQLStore needs a url or an engine")
-        # These import SQLAlchemy: only now that load_dialect found the extra installed.
-        from sessionstore.backends.sql.connection import SQLConnection  # noqa: PLC0415
-        from sessionstore.backends.sql.engine import EngineOptions  # noqa: PLC0415
-        from sessionstore.backends.sql.schema import Schema  # noqa: PLC0415
-
-        self.dialect: str = dialect.name
-        """``"postgresql"`` or ``"mysql"`` (MariaDB included)."""
-        self.tables = dialect.tables
-        self.auto_migrate = auto_migrate
-        self._dialect = dialect
-        self._codec = dialect.codec
-        self._sql = dialect.sql
+        options = StoreOptions(
+            auto_migrate, command_timeout, lock_timeout, retries, sweep_interval, sweep_batch
+        )
         self._engine_options = EngineOptions(
             pool_size,
             max_overflow,
@@ -163,24 +134,54 @@ class SQLStore(SessionStore):
             pool_recycle,
             connect_timeout,
             pre_ping,
-            connect_args or {},
+            {} if connect_args is None else connect_args,
         )
+        if engine is not None:
+            dialect_name = getattr(getattr(engine, "dialect", None), "name", None)
+            if not isinstance(dialect_name, str):
+                raise InvalidParameterError(
+                    f"engine must be a SQLAlchemy AsyncEngine, got {type(engine).__name__}"
+                )
+            dialect = load_dialect(dialect_name, table_prefix)
+            shown = redact_url(engine.url.render_as_string(hide_password=True))
+        elif isinstance(url, str):
+            scheme, sep, _ = url.partition("://")
+            dialect = load_dialect(scheme if sep else "", table_prefix)
+            shown = redact_url(url)
+        else:
+            raise InvalidParameterError("SQLStore needs a url (a str) or an engine")
+        # These import SQLAlchemy: only now that load_dialect found the extra installed.
+        from sqlalchemy.ext.asyncio import AsyncEngine as Engine  # noqa: PLC0415
+
+        from sessionstore.backends.sql.connection import SQLConnection  # noqa: PLC0415
+        from sessionstore.backends.sql.schema import Schema  # noqa: PLC0415
+
+        if engine is not None and not isinstance(engine, Engine):
+            raise InvalidParameterError(
+                f"engine must be a SQLAlchemy AsyncEngine, got {type(engine).__name__}"
+            )
+        self.dialect: str = dialect.name
+        """``"postgresql"`` or ``"mysql"`` (MariaDB included)."""
+        self.tables = dialect.tables
+        self.auto_migrate = options.auto_migrate
+        self._dialect = dialect
+        self._codec = dialect.codec
+        self._sql = dialect.sql
         self._db = SQLConnection(
             dialect,
             f"{shown} table_prefix={table_prefix!r}",
             url=None if engine is not None else url,
             engine=engine,
             options=self._engine_options,
-            retries=retries,
+            retries=options.retries,
+            command_timeout=options.command_timeout,
         )
-        self._schema = Schema(
-            self._db, dialect, check_seconds(lock_timeout, "lock_timeout", allow_zero=True)
-        )
+        self._schema = Schema(self._db, dialect, options.lock_timeout)
         self._sweeping = Sweeper(
             self._db,
             dialect.sql.sweep,
-            interval=check_seconds(sweep_interval, "sweep_interval", allow_zero=True),
-            batch=sweep_batch,
+            interval=options.sweep_interval,
+            batch=options.sweep_batch,
             background=self.ttl is not None,
         )
         self._database = ""  # the database's own name, read on open: the locks' namespace
@@ -194,7 +195,7 @@ class SQLStore(SessionStore):
             MissingDependencyError: the ``postgres`` or ``mysql`` extra is missing.
 
         """
-        base_url, merged = split_options(url, options, _OPTIONS)
+        base_url, merged = split_options(url, options, OPTIONS)
         return cls(base_url, **merged)
 
     def describe(self) -> str:
@@ -212,6 +213,11 @@ class SQLStore(SessionStore):
 
     async def _open(self) -> None:
         self._database = await self._schema.prepare(auto_migrate=self.auto_migrate)
+        largest = await self._db.run(
+            lambda: self._dialect.field_limit(self._db.engine), idempotent=True
+        )
+        if largest is not None and not self._field_limit_given:
+            self.max_field_bytes = min(self.max_field_bytes, largest)
         self._sweeping.start()
 
     async def migrate(self) -> None:
@@ -342,10 +348,14 @@ class SQLStore(SessionStore):
         sql = self._sql
 
         async def work(conn: AsyncConnection) -> None:
-            await conn.execute(sql.delete_any, params)
             if not rows.entries and not rows.traces and rows.graph is None:
+                await conn.execute(sql.delete_any, params)
                 return
-            await conn.execute(sql.insert_session, rows.session)
+            # The session row first, as every write takes it: a write racing the
+            # import waits for it, and the import waits for a write under way.
+            await conn.execute(sql.replace_session, rows.session)
+            for statement in sql.clear_children:
+                await conn.execute(statement, params)
             if rows.entries:
                 await conn.execute(sql.insert_entry, rows.entries)
             if rows.traces:
