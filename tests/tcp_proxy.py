@@ -3,7 +3,8 @@
 It passes bytes unchanged between clients and the server, and on request:
 
 - counts round trips (:attr:`TcpProxy.trips`: how often a client starts
-  talking again after the server answered);
+  talking again after the server answered it, on each connection), and the
+  connections clients hold open (:attr:`TcpProxy.connections`);
 - stalls (:meth:`TcpProxy.stall`): it stops forwarding in both directions,
   on open connections and on new ones (accepted, then left without a word),
   like a server that hangs or a network that drops packets; :meth:`TcpProxy.resume`
@@ -32,8 +33,9 @@ class TcpProxy:
         self.port = 0
         """The port the proxy listens on (set by :meth:`start`)."""
         self.trips = 0
-        """Round trips seen: each time a client spoke after the server did."""
-        self._client_spoke_last = False
+        """Round trips seen: each time a client spoke after the server did, on its connection."""
+        self.connections = 0
+        """Connections open now: accepted, and not yet closed by their client."""
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -103,26 +105,43 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
+        self.connections += 1
+        link = _Link()
         for task in (
-            asyncio.create_task(self._pipe(reader, up_writer, client=True)),
-            asyncio.create_task(self._pipe(up_reader, writer, client=False)),
+            asyncio.create_task(self._pipe(reader, up_writer, link, client=True)),
+            asyncio.create_task(self._pipe(up_reader, writer, link, client=False)),
         ):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, client: bool
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        link: _Link,
+        *,
+        client: bool,
     ) -> None:
         try:
             while data := await reader.read(65536):
                 await self._flowing.wait()
-                if client and not self._client_spoke_last:
+                if client and not link.client_spoke_last:
                     self.trips += 1
-                self._client_spoke_last = client
+                link.client_spoke_last = client
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            if client:
+                self.connections -= 1
             self._writers.discard(writer)
             writer.close()
+
+
+class _Link:
+    """One client connection and its server connection, as the round-trip count sees them."""
+
+    def __init__(self) -> None:
+        self.client_spoke_last = False
+        """Whether the last bytes on this link came from the client."""

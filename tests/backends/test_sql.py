@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from sessionstore import (
@@ -217,7 +217,7 @@ async def test_expired_sessions_are_swept_in_batches(url: str) -> None:
 
 
 async def test_injected_engine_is_used_and_not_disposed(server: str) -> None:
-    engine = create_async_engine(driver_url(server)[0])
+    engine = create_async_engine(driver_url(server))
     prefix = f"e{uuid.uuid4().hex[:12]}_"
     try:
         store = SQLStore(engine=engine, table_prefix=prefix)
@@ -230,6 +230,13 @@ async def test_injected_engine_is_used_and_not_disposed(server: str) -> None:
         await SQLStore(engine=engine, table_prefix=prefix).drop_tables()
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sync engine", "URL"])
+def test_an_engine_must_be_an_async_engine(server: str, kind: str) -> None:
+    engine: Any = create_engine(driver_url(server)) if kind == "sync engine" else server
+    with pytest.raises(InvalidParameterError, match="engine must be a SQLAlchemy AsyncEngine"):
+        SQLStore(engine=engine)
 
 
 async def test_unreachable_server_is_unavailable_quickly(server: str) -> None:
@@ -344,7 +351,7 @@ def test_bad_options_in_the_url_are_refused_too(server: str, query: str) -> None
 async def own_database(server: str) -> AsyncIterator[str]:
     """Yield the URL of a new, empty database, so stores may use the empty table prefix."""
     name = f"sessionstore_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(driver_url(server)[0], isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(driver_url(server), isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
             await conn.execute(text(f"CREATE DATABASE {name}"))
@@ -379,7 +386,7 @@ async def _tables(engine: Any) -> set[str]:
 async def test_an_application_table_named_like_ours_is_never_adopted(
     own_database: str, table: str
 ) -> None:
-    app = create_async_engine(driver_url(own_database)[0])
+    app = create_async_engine(driver_url(own_database))
     try:
         async with app.begin() as conn:
             await conn.execute(text(APPLICATION_TABLES[table]))

@@ -17,16 +17,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from sessionstore import (
     InvalidParameterError,
     SessionManager,
     SessionQAUpdate,
     SessionTraceStep,
+    StoreError,
     StoreUnavailableError,
 )
 from sessionstore.backends.sql import SQLStore
 from sessionstore.backends.sql import engine as sql_engine
+from sessionstore.backends.sql.engine import driver_url
 from sessionstore.clock import now_utc
 from sessionstore.records import SessionData
 from sessionstore.validation import DEFAULT_MAX_FIELD_BYTES
@@ -171,6 +174,58 @@ async def test_a_store_first_opened_on_a_stalled_server_times_out_then_works(
     await store.close()
 
 
+async def _connections_left(proxy: TcpProxy) -> int:
+    """Return the connections still open through ``proxy`` once closes have arrived."""
+    for _ in range(200):  # a closed socket reaches the proxy within a few loop turns
+        if not proxy.connections:
+            break
+        await asyncio.sleep(0.01)
+    return proxy.connections
+
+
+async def test_a_store_closed_during_a_write_leaves_no_connection_open(
+    url: str, proxy: TcpProxy
+) -> None:
+    # ttl and sweep_interval=0: before the fix, the write's end started a sweep on a new engine.
+    store = SQLStore.from_url(
+        proxy.url(url), ttl=3600, sweep_interval=0, pool_size=1, max_overflow=0
+    )
+    await store.create_qa_entry("s", "u", "first", "a")
+    if store._sweeper is not None:
+        await store._sweeper
+    async with SQLStore.from_url(url) as other:
+        # Another transaction holds the session row: the next write waits on the server.
+        engine = other._get_engine().execution_options(isolation_level="READ COMMITTED")
+        key = other._codec.key
+        lock = text(
+            f"SELECT qa_count FROM {other.tables.sessions} "
+            "WHERE user_key = :u AND session_key = :s FOR UPDATE"
+        )
+        async with engine.connect() as holder:
+            await holder.execute(lock, {"u": key("u"), "s": key("s")})
+            sent = proxy.trips
+            write = asyncio.create_task(store.create_qa_entry("s", "u", "second", "a"))
+            for _ in range(500):  # until the write is on the wire, waiting for the lock
+                if proxy.trips > sent:
+                    break
+                await asyncio.sleep(0.01)
+            assert proxy.trips > sent
+            await asyncio.wait_for(store.close(), GUARD)
+            assert not write.done()
+            await holder.rollback()
+        await asyncio.wait_for(write, GUARD)  # it landed: it was sent before the close
+        if store._sweeper is not None:
+            await store._sweeper
+        # Neither the write's connection nor one of a sweep started after the close is left.
+        assert await _connections_left(proxy) == 0
+        assert [e.question for e in await other.get_all_qa_entries("s", "u")] == [
+            "first",
+            "second",
+        ]
+    with pytest.raises(StoreError, match="closed"):
+        await store.count_qa_entries("s", "u")
+
+
 async def test_imports_and_writes_of_one_session_queue_like_other_writes(url: str) -> None:
     async with SQLStore.from_url(url, pool_size=10, max_overflow=40) as store:
         await store.create_qa_entry("s", "u", "imported 1", "a")
@@ -223,11 +278,60 @@ async def test_the_default_field_limit_is_a_field_the_server_takes(url: str) -> 
             await store.create_qa_entry("s", "u", biggest + "'", "a")
 
 
+FIRST_WRITES: dict[str, Callable[[SQLStore, str], Awaitable[object]]] = {
+    "create": lambda store, big: store.create_qa_entry("s", "u", big, "a"),
+    "update": lambda store, big: store.update_qa_entry(
+        "s", "u", str(uuid.uuid4()), SessionQAUpdate(answer=big)
+    ),
+    "graph": lambda store, big: store.set_graph_context("s", "u", big),
+    "trace": lambda store, big: store.save_trace_step(
+        "s", "u", SessionTraceStep(origin_function="f", status="ok", memory_query=big)
+    ),
+    "import": lambda store, big: store.import_sessions(
+        [SessionData("s", "u", now_utc(), now_utc(), big, [], []).to_dump()]
+    ),
+}
+
+
 @pytest.mark.parametrize("server", ["mariadb"])
-async def test_a_write_over_the_servers_packet_is_refused_before_it_is_sent(server: str) -> None:
+@pytest.mark.parametrize("call", sorted(FIRST_WRITES))
+async def test_the_first_write_of_a_new_store_is_checked_against_the_servers_limit(
+    server: str, call: str
+) -> None:
     url = f"{server_url(server)}?table_prefix=f{uuid.uuid4().hex[:12]}_"
     try:
-        async with SQLStore.from_url(url, max_field_bytes=DEFAULT_MAX_FIELD_BYTES) as store:
+        async with SQLStore.from_url(url) as opened:
+            limit = opened.max_field_bytes
+        assert limit < DEFAULT_MAX_FIELD_BYTES  # lowered when the store opened
+        # Not opened: the first call opens it, then checks the field against what it read.
+        store = SQLStore.from_url(url)
+        try:
+            with pytest.raises(InvalidParameterError, match="max_field_bytes"):
+                await FIRST_WRITES[call](store, "x" * (limit + 1))
+            assert store.max_field_bytes == limit
+            assert (await store.list_sessions("u")).items == []
+        finally:
+            await store.close()
+    finally:
+        await drop_namespace(url)
+
+
+@pytest.mark.parametrize("server", ["mariadb"])
+@pytest.mark.parametrize("borrowed", [False, True], ids=["built engine", "borrowed engine"])
+async def test_a_write_over_the_servers_packet_is_refused_before_it_is_sent(
+    server: str, borrowed: bool
+) -> None:
+    prefix = f"f{uuid.uuid4().hex[:12]}_"
+    url = f"{server_url(server)}?table_prefix={prefix}"
+    engine = create_async_engine(driver_url(server_url(server))) if borrowed else None
+    store = SQLStore(
+        server_url(server),
+        engine=engine,
+        table_prefix=prefix,
+        max_field_bytes=DEFAULT_MAX_FIELD_BYTES,
+    )
+    try:
+        async with store:
             packet = await _max_allowed_packet(store)
             qa_id = await store.create_qa_entry("s", "u", "kept", "a")
             dump = await anext(aiter(store.export_sessions()))
@@ -248,5 +352,9 @@ async def test_a_write_over_the_servers_packet_is_refused_before_it_is_sent(serv
             assert [e.question for e in await store.get_all_qa_entries("s", "u")] == ["kept"]
             await store.create_qa_entry("s", "u", half, "a")
             assert await store.count_qa_entries("s", "u") == 2
+        if engine is not None:  # left as it came: without the store's packet check
+            assert not engine.sync_engine.dispatch.before_cursor_execute
     finally:
+        if engine is not None:
+            await engine.dispose()
         await drop_namespace(url)

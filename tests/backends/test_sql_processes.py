@@ -109,7 +109,8 @@ async def _real_deadlock(store: SQLStore) -> BaseException:
     """Make the database detect a deadlock between two transactions; return its error."""
     await store.create_qa_entry("a", "u", "q", "x")
     await store.create_qa_entry("b", "u", "q", "x")
-    engine = store._transactional  # autobegins a transaction on the first statement
+    # Transactions, not the store's autocommit: each connection begins one on its first statement.
+    engine = store._get_engine().execution_options(isolation_level="READ COMMITTED")
     lock = text(
         f"SELECT qa_count FROM {store.tables.sessions} "
         "WHERE user_key = :u AND session_key = :s FOR UPDATE"

@@ -108,3 +108,41 @@ async def test_a_write_right_after_the_server_killed_the_connection_works(
             "before",
             "after",
         ]
+
+
+async def test_the_relay_counts_round_trips_on_each_connection_apart() -> None:
+    # The relay itself, on interleaved traffic: two clients speak before either is answered.
+    heard: list[asyncio.StreamWriter] = []
+    both_spoke = asyncio.Event()
+
+    async def answer_when_both_spoke(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while await reader.read(1):
+            heard.append(writer)
+            if len(heard) % 2 == 0:
+                both_spoke.set()
+
+    server = await asyncio.start_server(answer_when_both_spoke, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with TcpProxy("127.0.0.1", port) as relay:
+            clients = [await asyncio.open_connection("127.0.0.1", relay.port) for _ in range(2)]
+            for _ in range(2):  # each round: A asks, B asks, then both are answered
+                both_spoke.clear()
+                for _, writer in clients:
+                    writer.write(b"?")
+                    await writer.drain()
+                await asyncio.wait_for(both_spoke.wait(), 5)
+                for writer in heard[-2:]:
+                    writer.write(b"!")
+                for reader, _ in clients:
+                    assert await asyncio.wait_for(reader.readexactly(1), 5) == b"!"
+            assert relay.trips == 4
+            for _, writer in clients:
+                writer.close()
+    finally:
+        for writer in heard:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -13,6 +13,12 @@ step: a server that stops answering on an open connection would hold the
 call forever. The cancelled connection is closed, never returned to the pool
 (``engine.bare`` and the pool's ``invalidate`` listener see to it), and the
 call raises :class:`~sessionstore.errors.StoreUnavailableError`.
+
+Once disposed (the store closed), a connection builds no engine again: what
+asks for it then (a call started later, a retry of one still running) gets
+:class:`~sessionstore.errors.StoreError` instead of a new pool nobody would
+close, and a connection a running call gives back is closed, not kept in the
+disposed pool.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from sessionstore.backends.sql.engine import (
     is_retryable,
     translate,
 )
-from sessionstore.errors import SessionError, StoreUnavailableError
+from sessionstore.errors import SessionError, StoreError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from sqlalchemy import TextClause
@@ -77,44 +83,59 @@ class SQLConnection:
         self.options = options
         self.command_timeout = command_timeout
         self._dialect = dialect
-        self._url = "" if url is None else driver_url(url)[0]
+        self._url = "" if url is None else driver_url(url)
         self._engine = engine
         self._owns_engine = engine is None
         self._retries = retries
-        self._transactional: AsyncEngine | None = None
         self._hurry = False
+        self.closed = False
+        """Whether :meth:`dispose` ran: no engine is built or handed out again."""
 
     @property
     def engine(self) -> AsyncEngine:
-        """The engine, built on first use when the store owns it."""
+        """The engine, built on first use when the store owns it.
+
+        Raises:
+            StoreError: the store was closed.
+
+        """
+        if self.closed:
+            raise StoreError(f"{self.where}: the store is closed; open a new store")
         if self._engine is None:
             self._engine = build_engine(self._url, self._dialect, self.options)
-            self._hurry = False
-            event.listen(self._engine.sync_engine.pool, "close", self._closing)
+            pool = self._engine.sync_engine.pool
+            event.listen(pool, "close", self._closing)
+            event.listen(pool, "checkin", self._returned)
         return self._engine
-
-    @property
-    def transactional(self) -> AsyncEngine:
-        """The engine whose connections run in ``READ COMMITTED`` transactions (for tests)."""
-        if self._transactional is None:
-            self._transactional = self.engine.execution_options(isolation_level="READ COMMITTED")
-        return self._transactional
 
     async def dispose(self) -> None:
         """Close the pool if this connection built the engine; idempotent.
 
         Each pooled connection says goodbye to the server, unless that takes
         more than ``command_timeout`` in all (the server stopped answering):
-        the rest are then closed at once, without one.
+        the rest are then closed at once, without one. From now on
+        :attr:`engine` raises: nothing builds a new pool behind the store's back.
         """
+        self.closed = True
+        if self._engine is not None and not self._owns_engine:
+            self._dialect.unwatch(self._engine)
         if self._owns_engine and self._engine is not None:
-            engine, self._engine, self._transactional = self._engine, None, None
+            engine, self._engine = self._engine, None
             try:
                 async with asyncio.timeout(self.command_timeout):
                     await engine.dispose()
             except TimeoutError:
                 self._hurry = True
                 await engine.dispose()
+
+    def _returned(self, dbapi_connection: Any, record: Any) -> None:
+        """Close a connection given back after :meth:`dispose` (a call still running then).
+
+        Its pool is disposed already: kept there, it would stay open until
+        the garbage collector found it.
+        """
+        if self.closed and dbapi_connection is not None:
+            record.close()
 
     def _closing(self, dbapi_connection: Any, record: Any) -> None:
         """Close a pooled connection without a goodbye once :meth:`dispose` hurries."""

@@ -130,11 +130,16 @@ class Dialect(abc.ABC):
 
     @abc.abstractmethod
     def watch(self, engine: AsyncEngine) -> None:
-        """Add this database's listeners to an engine the store built (and its pool)."""
+        """Add this database's pool listeners to an engine the store built."""
+
+    def unwatch(self, engine: AsyncEngine) -> None:  # noqa: B027 - most dialects add none
+        """Remove what :meth:`field_limit` added to ``engine`` (one the store borrowed)."""
 
     @abc.abstractmethod
     async def field_limit(self, engine: AsyncEngine) -> int | None:
-        """Read the server's limits when the store opens.
+        """Read the server's limits when the store opens, and watch ``engine`` for them.
+
+        Any engine, built or borrowed, gets the listeners that enforce them.
 
         Returns:
             The largest text field one write can always carry, when the

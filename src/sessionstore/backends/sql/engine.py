@@ -63,8 +63,8 @@ PING_IDLE = 5.0
 _CHECKED_IN = "sessionstore_checked_in"
 
 
-def driver_url(url: str) -> tuple[str, str]:
-    """Return the SQLAlchemy URL for a store URL, and its dialect's name.
+def driver_url(url: str) -> str:
+    """Return the SQLAlchemy URL (with its driver) for a store URL.
 
     Raises:
         InvalidParameterError: not a PostgreSQL/MySQL/MariaDB URL, or malformed.
@@ -82,7 +82,7 @@ def driver_url(url: str) -> tuple[str, str]:
             f"cannot parse the {scheme} URL {redact_url(url)!r}: check its host and port, "
             "and percent-encode '@' and '%' in the user name and password (%40, %25)"
         )
-    return f"{family.url_scheme}://{rest}", family.name
+    return f"{family.url_scheme}://{rest}"
 
 
 def build_engine(url: str, dialect: Dialect, options: EngineOptions) -> AsyncEngine:

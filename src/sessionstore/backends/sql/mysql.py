@@ -315,9 +315,14 @@ class MySQL(Dialect):
         }
 
     def watch(self, engine: AsyncEngine) -> None:
-        """Roll back a returned connection only inside a transaction; check packet sizes."""
+        """Roll back a returned connection only inside a transaction."""
         event.listen(engine.sync_engine.pool, "reset", _reset)
-        event.listen(engine.sync_engine, "before_cursor_execute", self._check_statement, named=True)
+
+    def unwatch(self, engine: AsyncEngine) -> None:
+        """Stop checking the packet size of ``engine``'s statements (a borrowed engine)."""
+        target = engine.sync_engine
+        if event.contains(target, "before_cursor_execute", self._check_statement):
+            event.remove(target, "before_cursor_execute", self._check_statement)
 
     def _check_statement(self, **event: Any) -> None:
         """Refuse, before it is sent, a statement of SQLAlchemy's over the packet limit.
@@ -344,9 +349,15 @@ class MySQL(Dialect):
 
         A value may double when it is escaped into the statement (each quote,
         backslash, NUL, ...), and :data:`~.packet.STATEMENT_ROOM` is kept for the rest.
+        From now on ``engine``'s own statements (an import's, a migration's)
+        are checked against it before they are sent, whether the store built
+        the engine or borrowed it (:meth:`unwatch` stops that when it closes).
         """
         rows = await _send(engine, _MAX_PACKET, {})
         self._packet = int(rows[0]["packet"])
+        target = engine.sync_engine
+        if not event.contains(target, "before_cursor_execute", self._check_statement):
+            event.listen(target, "before_cursor_execute", self._check_statement, named=True)
         return largest_field(self._packet)
 
     @asynccontextmanager

@@ -190,7 +190,7 @@ class PostgreSQL(Dialect):
             "ORDER BY expires_at LIMIT :n FOR UPDATE SKIP LOCKED))",
         )
         digest = hashlib.sha256(f"sessionstore:{t.prefix}".encode()).digest()
-        self._migration_lock_id = int.from_bytes(digest[:8], "big", signed=True)
+        self._migration_lock_id = self.improve_lock_key(digest)
         self._appends = {kind: Positional(self._append(kind)) for kind in _NEW_ROW}
         self._delete_entry = Positional(self._delete_entry_sql())
         # Built on first use, then reused, so asyncpg's per-connection cache hits.

@@ -16,6 +16,7 @@ multi-statement batch on MySQL/MariaDB.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -43,6 +44,24 @@ __all__ = ["SQLStore"]
 T = TypeVar("T")
 _KEYS_PAGE = 500
 _PREFIX = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _dialect_name(engine: object) -> str:
+    """Return the dialect name of a SQLAlchemy ``AsyncEngine``.
+
+    Raises:
+        InvalidParameterError: ``engine`` is anything else.
+
+    """
+    # An AsyncEngine exists only once its module is imported: looking there imports nothing.
+    module = sys.modules.get("sqlalchemy.ext.asyncio")
+    engine_type = getattr(module, "AsyncEngine", None)
+    if engine_type is None or not isinstance(engine, engine_type):
+        raise InvalidParameterError(
+            f"engine must be a SQLAlchemy AsyncEngine, got {type(engine).__name__}"
+        )
+    name: str = engine.dialect.name
+    return name
 
 
 class SQLStore(SessionStore):
@@ -137,12 +156,7 @@ class SQLStore(SessionStore):
             {} if connect_args is None else connect_args,
         )
         if engine is not None:
-            dialect_name = getattr(getattr(engine, "dialect", None), "name", None)
-            if not isinstance(dialect_name, str):
-                raise InvalidParameterError(
-                    f"engine must be a SQLAlchemy AsyncEngine, got {type(engine).__name__}"
-                )
-            dialect = load_dialect(dialect_name, table_prefix)
+            dialect = load_dialect(_dialect_name(engine), table_prefix)
             shown = redact_url(engine.url.render_as_string(hide_password=True))
         elif isinstance(url, str):
             scheme, sep, _ = url.partition("://")
@@ -151,15 +165,9 @@ class SQLStore(SessionStore):
         else:
             raise InvalidParameterError("SQLStore needs a url (a str) or an engine")
         # These import SQLAlchemy: only now that load_dialect found the extra installed.
-        from sqlalchemy.ext.asyncio import AsyncEngine as Engine  # noqa: PLC0415
-
         from sessionstore.backends.sql.connection import SQLConnection  # noqa: PLC0415
         from sessionstore.backends.sql.schema import Schema  # noqa: PLC0415
 
-        if engine is not None and not isinstance(engine, Engine):
-            raise InvalidParameterError(
-                f"engine must be a SQLAlchemy AsyncEngine, got {type(engine).__name__}"
-            )
         self.dialect: str = dialect.name
         """``"postgresql"`` or ``"mysql"`` (MariaDB included)."""
         self.tables = dialect.tables
@@ -269,10 +277,6 @@ class SQLStore(SessionStore):
 
     def _get_engine(self) -> AsyncEngine:
         return self._db.engine
-
-    @property
-    def _transactional(self) -> AsyncEngine:
-        return self._db.transactional
 
     async def _run(self, op: Callable[[], Awaitable[T]], *, idempotent: bool = False) -> T:
         return await self._db.run(op, idempotent=idempotent)

@@ -5,7 +5,8 @@ Reads filter ``expires_at`` and never delete. A sweep deletes at most
 index (the dialect's ``sweep`` statement), and their children go with them
 (``ON DELETE CASCADE``). A store with a ``ttl`` starts one sweep of at most
 :data:`BACKGROUND_BATCHES` batches after a write once ``interval`` seconds
-have passed, never on the request path.
+have passed, never on the request path, and none once the store is closing
+(a write that finishes after :meth:`Sweeper.close` starts nothing).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Sweeper:
         self._batch = batch
         self._background = background
         self._next = 0.0
+        self._closed = False
 
     def start(self) -> None:
         """Make a background sweep due now (the store has just opened)."""
@@ -85,7 +87,9 @@ class Sweeper:
         return deleted
 
     def wrote(self) -> None:
-        """Start a background sweep when one is due (never on the request path)."""
+        """Start a background sweep when one is due (never on the request path, nor once closed)."""
+        if self._closed or self._connection.closed:
+            return
         if not self._background or time.monotonic() < self._next:
             return
         if self.task is not None and not self.task.done():
@@ -101,7 +105,8 @@ class Sweeper:
             return 0
 
     async def close(self) -> None:
-        """Wait for a background sweep still running."""
+        """Start no more background sweeps; wait for the one still running."""
+        self._closed = True
         if self.task is not None:
             await asyncio.gather(self.task, return_exceptions=True)
             self.task = None
