@@ -164,8 +164,10 @@ class BackendSteps(abc.ABC):
     def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
         """Yield the key of every live session matching ``user_filter``, once each.
 
-        It must not hold the whole namespace in memory; sessions written
-        while it runs may or may not be yielded.
+        It must not hold the namespace's data in memory, only what it needs to
+        yield each key once (Redis keeps the keys it has yielded, since SCAN
+        may return one twice); sessions written while it runs may or may not
+        be yielded.
         """
 
     @abc.abstractmethod

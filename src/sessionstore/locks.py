@@ -6,7 +6,7 @@ storage is shared, so is the lock: each backend supplies its own through the
 rows, Redis tokens, PostgreSQL advisory locks, MySQL ``GET_LOCK``); a store
 that supplies none gets a process-local lock.
 
-Leased locks (SQLite, Redis) expire ``lease`` seconds after their last renewal,
+Leased locks (SQLite, files, Redis) expire ``lease`` seconds after their last renewal,
 so a crashed holder blocks nobody for longer than that; a live holder renews
 its lease every third of it while it holds the lock.
 """

@@ -50,7 +50,7 @@ class SessionManager:
         llm: writes the one-sentence summaries of trace steps; ``None``
             stores the fixed fallback sentences.
         lock_lease: seconds an ``improve_lock`` outlives a crashed holder, on
-            backends whose locks expire (SQLite, Redis).
+            backends whose locks expire (SQLite, files, Redis).
 
     Raises:
         InvalidParameterError: a bad default id, limit, lease, or an ``llm``
@@ -358,8 +358,9 @@ class SessionManager:
         The lock never waits and is not reentrant: while it is held, any
         other attempt, even from the same task, yields ``False``. It is
         released when the block exits, also on error. Where the store's data
-        is shared (SQLite, Redis, PostgreSQL) the lock is shared with every
-        process using it; on other backends it is process-local.
+        is shared (SQLite, files, Redis, PostgreSQL, MySQL/MariaDB) the lock is
+        shared with every process reaching the same data; on the memory
+        backend it is process-local.
 
         Raises:
             InvalidParameterError: bad ids.

@@ -9,6 +9,7 @@ never re-validates or re-formats.
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -48,8 +49,10 @@ class SessionStore(BackendSteps):
 
     Use it as an async context manager, or call :meth:`open` (optional; the
     first call opens it) and :meth:`close`. Every method raises
-    :class:`InvalidParameterError` for bad input before any I/O,
-    :class:`StoreError` when the backend fails or the store is closed.
+    :class:`InvalidParameterError` for bad input before any I/O (a field
+    over ``max_field_bytes``: once the store is open, since opening may lower
+    that limit), :class:`StoreError` when the backend fails or the store is
+    closed.
 
     Args:
         ttl: seconds after its last write that a session expires; ``None``
@@ -180,8 +183,8 @@ class SessionStore(BackendSteps):
             created_at=now_utc(),
             **fields,
         )
+        await self._ready()  # opening may lower max_field_bytes (SQLStore on MySQL)
         self._check_sizes(fields)
-        await self._ready()
         await self._append(key, entry)
         return entry.id
 
@@ -242,9 +245,9 @@ class SessionStore(BackendSteps):
                 f"updates must be a SessionQAUpdate, got {type(updates).__name__}"
             )
         changes = updates.changes()
-        self._check_sizes(changes)
         normalized = normalize_qa_id(qa_id)
         await self._ready()
+        self._check_sizes(changes)
         return False if normalized is None else await self._update(key, normalized, changes)
 
     async def delete_qa_entry(self, session_id: str, user_id: str | None, qa_id: str) -> bool:
@@ -316,8 +319,9 @@ class SessionStore(BackendSteps):
     async def set_graph_context(self, session_id: str, user_id: str | None, context: str) -> None:
         """Store the session's graph context, replacing any previous one."""
         key = self._key(session_id, user_id)
-        check_text(context, "context", self.max_field_bytes)
+        check_text(context, "context", sys.maxsize)  # its type, before any I/O
         await self._ready()
+        check_text(context, "context", self.max_field_bytes)
         await self._set_graph_context(key, context)
 
     async def save_trace_step(
@@ -329,9 +333,9 @@ class SessionStore(BackendSteps):
             raise InvalidParameterError(
                 f"step must be a SessionTraceStep, got {type(step).__name__}"
             )
-        self._check_step_sizes(step)
         stamped = step.model_copy(update={"created_at": now_utc()})
         await self._ready()
+        self._check_step_sizes(step)
         await self._save_trace(key, stamped)
         return step.trace_id
 
@@ -401,13 +405,28 @@ class SessionStore(BackendSteps):
                 imported += 1
         return imported
 
-    async def _import_one(self, dump: Mapping[str, Any]) -> None:
+    async def check_dump(self, dump: Mapping[str, Any]) -> SessionData:
+        """Check one session dump as :meth:`import_sessions` would, writing nothing.
+
+        Opens the store (some limits, like MySQL's field size, come from it).
+
+        Returns:
+            The session the dump holds.
+
+        Raises:
+            InvalidParameterError: the dump could not be imported into this store.
+            StoreError: the store could not be opened.
+
+        """
         data = SessionData.from_dump(dump)
+        await self._ready()
         for entry in data.entries:
             self._check_sizes(entry.model_dump(exclude={"created_at"}))
         for step in data.traces:
             self._check_step_sizes(step)
         if data.graph_context is not None:
             check_text(data.graph_context, "graph_context", self.max_field_bytes)
-        await self._ready()
-        await self._write_session(data)
+        return data
+
+    async def _import_one(self, dump: Mapping[str, Any]) -> None:
+        await self._write_session(await self.check_dump(dump))

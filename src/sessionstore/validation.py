@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_MAX_FIELD_BYTES",
     "MAX_ID_LENGTH",
     "MAX_JSON_DEPTH",
+    "MAX_JSON_INT_DIGITS",
     "MAX_LAST_N",
     "MAX_TTL",
     "check_json",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 MAX_ID_LENGTH = 256
+MAX_JSON_INT_DIGITS = 4000
+"""Digits of the largest int a JSON value may hold; Python writes none above 4300."""
+MAX_JSON_INT = 10**MAX_JSON_INT_DIGITS
 DEFAULT_MAX_FIELD_BYTES = 16 * 1024 * 1024
 MAX_PAGE_LIMIT = 1000
 MAX_JSON_DEPTH = 64
@@ -183,8 +187,9 @@ def normalize_qa_id(value: object) -> str | None:
 def check_json(value: Any, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTES) -> int:
     """Check that ``value`` is plain JSON and return the bytes of its strings.
 
-    JSON here means ``None``, bool, int, finite float, str, list and dict with
-    str keys, lists and dicts nested at most :data:`MAX_JSON_DEPTH` deep;
+    JSON here means ``None``, bool, int (at most :data:`MAX_JSON_INT_DIGITS`
+    digits), finite float, str, list and dict with str keys, lists and dicts
+    nested at most :data:`MAX_JSON_DEPTH` deep;
     every str must be encodable as UTF-8 and within ``max_bytes``. The check
     is a loop, not a recursion: a value of any depth gets the error.
 
@@ -196,7 +201,13 @@ def check_json(value: Any, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTES) 
     total = 0
     while stack:
         item, where, depth = stack.pop()
-        if item is None or isinstance(item, (bool, int)):
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            if not -MAX_JSON_INT < item < MAX_JSON_INT:
+                raise InvalidParameterError(
+                    f"{where} must be an int of at most {MAX_JSON_INT_DIGITS} digits"
+                )
             continue
         if isinstance(item, float):
             if not math.isfinite(item):

@@ -50,6 +50,9 @@ LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "entry before 1970": lambda d: json.dumps(_entry(d, created_at="1969-07-20T20:17:00+00:00")),
     "entry id twice": lambda d: json.dumps(_duplicate_entry(d)),
+    "graph context with a lone surrogate": lambda d: json.dumps(
+        {**d, "graph_context": "bad \ud800"}
+    ),
 }
 
 
@@ -129,3 +132,19 @@ def test_show_last_any_number_shows_every_entry(cli: InvokeCli, target: str, las
     result = cli("--store", target, "show", "already", "--user", "u", "--last", str(last))
     assert result.exit_code == 0, result.stderr
     assert "kept" in result.stdout
+
+
+def test_a_line_over_the_target_stores_field_limit_imports_nothing(
+    cli: InvokeCli, good_lines: list[str], target: str, tmp_path: Path
+) -> None:
+    # The first pass checks each line against the store it imports into, not
+    # only against the dump format.
+    before = on_store(target, snapshot)
+    big = json.dumps({**json.loads(good_lines[1]), "graph_context": "g" * 200})
+    file = tmp_path / "big.jsonl"
+    file.write_text(f"{good_lines[0]}\n{big}\n", encoding="utf-8")
+    result = cli("--store", f"{target}?max_field_bytes=100", "import", str(file))
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.startswith("sessionstore: error: line 2: graph_context is 200 bytes")
+    assert result.stderr.rstrip().endswith("; nothing imported")
+    assert on_store(target, snapshot) == before

@@ -28,7 +28,7 @@ from sessionstore import (
     SessionTraceStep,
     open_store,
 )
-from sessionstore.validation import MAX_JSON_DEPTH, MAX_TTL
+from sessionstore.validation import MAX_JSON_DEPTH, MAX_JSON_INT_DIGITS, MAX_TTL
 from tests.contract.cases import MakeStore, pure_logic
 
 T = TypeVar("T")
@@ -344,3 +344,21 @@ def test_nested_builds_the_depth_it_names() -> None:
         return level - 1
 
     assert [depth(nested(n)) for n in (1, 2, 3, MAX_JSON_DEPTH)] == [1, 2, 3, MAX_JSON_DEPTH]
+
+
+async def test_int_too_long_for_json_is_refused_and_nothing_written(store: SessionStore) -> None:
+    longest = 10**MAX_JSON_INT_DIGITS - 1
+    qa_id = await store.create_qa_entry("s", "u", "q", "a", metadata={"n": -longest})
+    entry = await store.get_qa_entry("s", "u", qa_id)
+    assert entry is not None
+    assert entry.metadata == {"n": -longest}
+    for value in (longest + 1, -longest - 1, 10**5000):
+        with pytest.raises(InvalidParameterError, match="at most 4000 digits"):
+            await store.create_qa_entry("s", "u", "q", "a", metadata={"n": [value]})
+        step = SessionTraceStep(origin_function="f", status="ok")
+        with pytest.raises(InvalidParameterError, match="at most 4000 digits"):
+            await store.save_trace_step(
+                "s", "u", step.model_copy(update={"method_params": {"n": value}})
+            )
+    assert await store.count_qa_entries("s", "u") == 1
+    assert await store.read_trace_steps("s", "u") == []

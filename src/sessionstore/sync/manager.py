@@ -41,7 +41,7 @@ class SessionManager:
         llm: writes the one-sentence summaries of trace steps (async, like
             the async manager's); ``None`` stores the fixed sentences.
         lock_lease: seconds an ``improve_lock`` outlives a crashed holder, on
-            backends whose locks expire (SQLite, Redis).
+            backends whose locks expire (SQLite, files, Redis).
 
     Raises:
         InvalidParameterError: ``store`` is not a blocking store, a bad

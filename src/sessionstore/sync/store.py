@@ -16,6 +16,7 @@ from sessionstore.models import (
     SessionTraceStep,
     UsedGraphElementIds,
 )
+from sessionstore.records import SessionData
 from sessionstore.store import SessionStore as AsyncSessionStore
 from sessionstore.sync.loop import LoopThread
 from sessionstore.urls import open_store as open_async_store
@@ -316,3 +317,13 @@ class SessionStore:
         for dump in dumps:
             imported += self._loop.run(self._store.import_sessions((dump,)))
         return imported
+
+    def check_dump(self, dump: Mapping[str, Any]) -> SessionData:
+        """Check one session dump as :meth:`import_sessions` would, writing nothing.
+
+        Raises:
+            InvalidParameterError: the dump could not be imported into this store.
+            StoreError: the store could not be opened.
+
+        """
+        return self._loop.run(self._store.check_dump(dump))

@@ -227,7 +227,9 @@ class StoreRoot:
                 try:
                     if not self._sweep_step(now):
                         break
-                except StoreError:
+                except (StoreError, OSError):
+                    # The write that called this has committed: a session the sweep
+                    # cannot read is left for whoever reads it, never reported here.
                     continue
         finally:
             self._sweep_lock.release()

@@ -170,12 +170,12 @@ class RedisStore(SessionStore):
 
     async def _get(self, key: SessionKey, qa_id: str) -> SessionQAEntry | None:
         with self._conn.errors():
-            stored = await self._conn.client.hget(self._keys(key).entries, qa_id)
+            stored = await self._conn.live_client().hget(self._keys(key).entries, qa_id)
         return None if stored is None else decode_entry(stored)
 
     async def _count(self, key: SessionKey) -> int:
         with self._conn.errors():
-            count: int = await self._conn.client.zcard(self._keys(key).order)
+            count: int = await self._conn.live_client().zcard(self._keys(key).order)
         return count
 
     async def _update(self, key: SessionKey, qa_id: str, changes: dict[str, Any]) -> bool:
@@ -198,7 +198,7 @@ class RedisStore(SessionStore):
 
     async def _latest_id(self, key: SessionKey) -> str | None:
         with self._conn.errors():
-            newest = await self._conn.client.zrange(self._keys(key).order, -1, -1)
+            newest = await self._conn.live_client().zrange(self._keys(key).order, -1, -1)
         return as_text(newest[0]) if newest else None
 
     # -- sessions --------------------------------------------------------------
@@ -211,19 +211,20 @@ class RedisStore(SessionStore):
         return True
 
     async def _prune(self) -> None:
-        client = self._conn.client
         with self._conn.errors():
             for pattern in prune_patterns(self._prefix):
                 batch: list[str] = []
-                async for raw in client.scan_iter(match=pattern, count=_SCAN_COUNT):
+                scan = self._conn.live_client().scan_iter(match=pattern, count=_SCAN_COUNT)
+                async for raw in scan:
                     name = as_text(raw)
                     if is_own_key(self._prefix, name):
                         batch.append(name)
                     if len(batch) >= _UNLINK_BATCH:
-                        await client.unlink(*batch)
+                        # Asked again per batch: a close() meanwhile is a StoreError.
+                        await self._conn.live_client().unlink(*batch)
                         batch = []
                 if batch:
-                    await client.unlink(*batch)
+                    await self._conn.live_client().unlink(*batch)
 
     async def _list_sessions(
         self, user_id: str | None, limit: int, after: PageCursor | None
@@ -237,7 +238,7 @@ class RedisStore(SessionStore):
         want = limit
         while len(found) < limit:
             with self._conn.errors():
-                raw = await self._conn.client.zrange(
+                raw = await self._conn.live_client().zrange(
                     index,
                     "-inf" if low is None else low[0],
                     "+inf",
@@ -270,7 +271,7 @@ class RedisStore(SessionStore):
     ) -> list[SessionInfo]:
         """Return the live ones among index members; drop the expired ones."""
         with self._conn.errors():
-            pipe = self._conn.client.pipeline(transaction=False)
+            pipe = self._conn.live_client().pipeline(transaction=False)
             for session_id, _ in candidates:
                 keys = self._keys(SessionKey(session_id, user_id))
                 pipe.hget(keys.meta, "created")
@@ -297,7 +298,7 @@ class RedisStore(SessionStore):
 
     async def _get_graph_context(self, key: SessionKey) -> str | None:
         with self._conn.errors():
-            stored = await self._conn.client.hget(self._keys(key).meta, "gc")
+            stored = await self._conn.live_client().hget(self._keys(key).meta, "gc")
         return None if stored is None else as_text(stored)
 
     async def _set_graph_context(self, key: SessionKey, context: str) -> None:
@@ -308,7 +309,9 @@ class RedisStore(SessionStore):
 
     async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
         with self._conn.errors():
-            stored = await self._conn.client.lrange(self._keys(key).traces, -(last_n or 0), -1)
+            stored = await self._conn.live_client().lrange(
+                self._keys(key).traces, -(last_n or 0), -1
+            )
         return [decode_trace(item) for item in stored]
 
     # -- export and import -------------------------------------------------------
@@ -319,7 +322,7 @@ class RedisStore(SessionStore):
         pattern = session_meta_pattern(self._prefix, user_id, every_user=everyone)
         seen: set[SessionKey] = set()
         with self._conn.errors():
-            async for raw in self._conn.client.scan_iter(match=pattern, count=_SCAN_COUNT):
+            async for raw in self._conn.live_client().scan_iter(match=pattern, count=_SCAN_COUNT):
                 key = parse_session_key(self._prefix, as_text(raw))
                 if key is not None and key not in seen and (everyone or key.user_id == user_filter):
                     seen.add(key)

@@ -48,7 +48,7 @@ from sessionstore.urls import redact_url, split_options
 __all__ = ["SQLiteStore"]
 
 _KEYS_PAGE = 500
-_IN_MEMORY = frozenset({"", ":memory:"})
+_IN_MEMORY = frozenset({":memory:"})
 
 
 def _path_from_url(url: str) -> Path:
