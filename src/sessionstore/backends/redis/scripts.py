@@ -16,9 +16,10 @@ from typing import Any, Final
 
 __all__ = ["LuaScript", "run_script", "script"]
 
-_WRITE_SCRIPTS: Final = frozenset(
+_WITH_HELPERS: Final = frozenset(
     {
         "append",
+        "index_add",
         "update",
         "delete_entry",
         "delete_session",
@@ -45,9 +46,9 @@ def _read(name: str) -> str:
 
 @cache
 def script(name: str) -> LuaScript:
-    """Return the script ``scripts/<name>.lua`` (with its shared helpers if it writes)."""
+    """Return the script ``scripts/<name>.lua``, with the shared helpers if it writes."""
     source = _read(name)
-    if name in _WRITE_SCRIPTS:
+    if name in _WITH_HELPERS:
         source = _read("_session") + "\n" + source
     return LuaScript(name, source, hashlib.sha1(source.encode()).hexdigest())  # noqa: S324
 

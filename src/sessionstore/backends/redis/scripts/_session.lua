@@ -18,25 +18,31 @@ local function expire_all()
   end
 end
 
--- Place the session in the user's index (standalone only). mode 'LT' only
+-- Place session `id` in the user index `index` at `score`; mode 'LT' only
 -- moves it forward in time. The index outlives every session it lists: its
--- expiry is only ever extended, or removed by a store that keeps forever.
-local function index_session(score, mode)
-  if not KEYS[5] then return end
-  local fresh = redis.call('EXISTS', KEYS[5]) == 0
+-- expiry (`ttl` in ms, '' for none) is only ever extended, or removed by a
+-- store that keeps forever. index_add.lua calls it on its own in a Cluster.
+local function index_add(index, ttl, id, score, mode)
+  local fresh = redis.call('EXISTS', index) == 0
   if mode == 'LT' then
-    redis.call('ZADD', KEYS[5], 'LT', score, ARGV[3])
+    redis.call('ZADD', index, 'LT', score, id)
   else
-    redis.call('ZADD', KEYS[5], score, ARGV[3])
+    redis.call('ZADD', index, score, id)
   end
-  if ARGV[1] == '' then
-    redis.call('PERSIST', KEYS[5])
+  if ttl == '' then
+    redis.call('PERSIST', index)
   else
-    local left = redis.call('PTTL', KEYS[5])
-    if fresh or (left >= 0 and left < tonumber(ARGV[1])) then
-      redis.call('PEXPIRE', KEYS[5], ARGV[1])
+    local left = redis.call('PTTL', index)
+    if fresh or (left >= 0 and left < tonumber(ttl)) then
+      redis.call('PEXPIRE', index, ttl)
     end
   end
+end
+
+-- Place this script's session in the user's index (standalone only: in a
+-- Cluster the index has its own slot and KEYS[5] is absent).
+local function index_session(score, mode)
+  if KEYS[5] then index_add(KEYS[5], ARGV[1], ARGV[3], score, mode) end
 end
 
 -- Mark a write: set created once, slide updated (never backwards) and expiry.
