@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sessionstore.keys import AllUsers, PageCursor, SessionKey
 
 if TYPE_CHECKING:
+    from sessionstore.items import ItemRecord, StateRecord, StateScope
     from sessionstore.locks import LockBackend
     from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
     from sessionstore.records import SessionData
@@ -37,9 +38,11 @@ class BackendSteps(abc.ABC):
       expiry to ``ttl`` seconds from now ("writes slide"); reads never change
       it. An expired session is invisible to every read, and the next write
       to it starts a new, empty session.
-    - A session exists while it holds an entry, a trace step or a graph
-      context; the write that removes the last of them ends it (it leaves
-      ``list_sessions``).
+    - A session exists while it holds an entry, a trace step, a graph
+      context, an item, or a state that was ever updated (revision > 0); the
+      write that removes the last of them ends it (it leaves
+      ``list_sessions``), and a session that starts again starts its state
+      at revision 0.
     - Errors: driver exceptions are translated once, at the backend's edge,
       to StoreError (StoreUnavailableError when the storage cannot be
       reached or did not answer in time), never raised as they are.
@@ -116,7 +119,7 @@ class BackendSteps(abc.ABC):
 
     @abc.abstractmethod
     async def _delete_session(self, key: SessionKey) -> bool:
-        """Delete the session's entries, trace steps and graph context, atomically.
+        """Delete the session's entries, trace steps, graph context, items and state, atomically.
 
         Returns:
             ``True`` if any of them existed (an expired session does not).
@@ -160,6 +163,102 @@ class BackendSteps(abc.ABC):
         ``last_n`` is 1 to ``validation.MAX_LAST_N``, or ``None`` for all.
         """
 
+    # -- item log and state (see sessionstore.items) ---------------------
+
+    async def _append_items(
+        self,
+        key: SessionKey,
+        items: list[ItemRecord],
+        changes: dict[str, str | None] | None,
+        expected_revision: int | None,
+    ) -> int:
+        """Append ``items`` after every existing item and apply ``changes``: one atomic write.
+
+        ``items`` may be empty when ``changes`` is given. ``changes`` maps a
+        state key to its new value's JSON text, ``None`` removing the key; when
+        ``changes`` is not ``None`` (even ``{}``) the state's revision goes up
+        by one. When ``expected_revision`` is not ``None`` and differs from the
+        state's revision, raise :class:`~sessionstore.errors.ConflictError`
+        (see :func:`sessionstore.items.check_revision`) and write nothing. A
+        merged state over ``self.max_field_bytes`` (:func:`~sessionstore.items.state_size`)
+        raises InvalidParameterError and writes nothing. Concurrent calls never
+        interleave their items. Creates the session if needed; slides expiry.
+
+        Returns:
+            The state's revision after the write.
+
+        """
+        raise NotImplementedError
+
+    async def _items(self, key: SessionKey, last_n: int | None) -> list[ItemRecord]:
+        """Return the newest ``last_n`` items (1 to ``MAX_LAST_N``; ``None``: all), oldest first.
+
+        Its cost must not grow with the number of items in the session.
+        """
+        raise NotImplementedError
+
+    async def _pop_item(self, key: SessionKey) -> ItemRecord | None:
+        """Remove and return the newest item, atomically; ``None`` when there is none.
+
+        Two concurrent pops never return the same item. Slides expiry when it
+        removed one; ends the session when nothing else is left.
+        """
+        raise NotImplementedError
+
+    async def _delete_item(self, key: SessionKey, item_id: str) -> bool:
+        """Delete the item ``item_id`` (a canonical UUID); ``True`` only if it existed.
+
+        Slides expiry if it did; ends the session when nothing else is left.
+        """
+        raise NotImplementedError
+
+    async def _count_items(self, key: SessionKey) -> int:
+        """Return how many items the session holds, without reading them."""
+        raise NotImplementedError
+
+    async def _clear_items(self, key: SessionKey) -> bool:
+        """Delete every item (nothing else); ``True`` if there were any.
+
+        Slides expiry if there were; ends the session when nothing else is left.
+        """
+        raise NotImplementedError
+
+    async def _update_state(
+        self, key: SessionKey, changes: dict[str, str | None], expected_revision: int | None
+    ) -> StateRecord:
+        """Apply ``changes`` to the session's state, as :meth:`_append_items` does without items.
+
+        The revision goes up by one. Creates the session if needed; slides expiry.
+
+        Returns:
+            The state this write made (not a later one).
+
+        """
+        raise NotImplementedError
+
+    async def _get_state(self, key: SessionKey) -> StateRecord:
+        """Return the session's state (an empty ``StateRecord()`` for none)."""
+        raise NotImplementedError
+
+    async def _scoped_state(self, scope: StateScope) -> StateRecord:
+        """Return a user's or an app's state (an empty ``StateRecord()`` for none)."""
+        raise NotImplementedError
+
+    async def _update_scoped_state(
+        self, scope: StateScope, changes: dict[str, str | None], expected_revision: int | None
+    ) -> StateRecord:
+        """Apply ``changes`` to a user's or an app's state, as :meth:`_append_items` does.
+
+        The revision goes up by one; a stale ``expected_revision`` raises
+        ConflictError, an oversized state InvalidParameterError, and nothing
+        is written. Such a state never expires; ``_prune`` removes it.
+
+        Returns:
+            The state after the write.
+
+        """
+        raise NotImplementedError
+
     @abc.abstractmethod
     def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
         """Yield the key of every live session matching ``user_filter``, once each.
@@ -178,7 +277,8 @@ class BackendSteps(abc.ABC):
     async def _write_session(self, data: SessionData) -> None:
         """Replace the session ``data`` names with ``data``, atomically.
 
-        Keeps the entries' ids, times and order and the session's
+        Keeps the entries' ids, times and order, the items' ids, times and
+        order, the state's values and revision, and the session's
         ``created_at``/``updated_at``; the expiry starts again from now. An
         empty ``data`` ends the session. ``data`` is valid (unique entry ids,
         every time from ``records.EARLIEST_TIME`` to ``records.LATEST_TIME``,

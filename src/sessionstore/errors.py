@@ -6,6 +6,7 @@ them::
     SessionError
     ├── InvalidParameterError   (also ValueError)  bad input; nothing written
     ├── NotFoundError           (also LookupError) a call had to find something
+    ├── ConflictError                              a stale ``expected_revision``; nothing written
     ├── StoreError                                 the backend failed
     │   └── StoreUnavailableError                  cannot reach it / timed out
     └── MissingDependencyError  (also ImportError) an extra is not installed
@@ -17,6 +18,7 @@ at its edge, with ``raise ... from``.
 from __future__ import annotations
 
 __all__ = [
+    "ConflictError",
     "InvalidParameterError",
     "MissingDependencyError",
     "NotFoundError",
@@ -36,6 +38,24 @@ class InvalidParameterError(SessionError, ValueError):
 
 class NotFoundError(SessionError, LookupError):
     """A call that must find something did not."""
+
+
+class ConflictError(SessionError):
+    """A write named an ``expected_revision`` the state no longer has; nothing was written.
+
+    Attributes:
+        expected: the revision the caller expected.
+        actual: the revision the state had.
+
+    """
+
+    def __init__(self, expected: int, actual: int) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"the state is at revision {actual}, not the expected {expected}; "
+            "read it again and retry"
+        )
 
 
 class StoreError(SessionError):

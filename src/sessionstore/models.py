@@ -27,10 +27,13 @@ __all__ = [
     "JsonValue",
     "SessionContext",
     "SessionInfo",
+    "SessionItem",
     "SessionPage",
     "SessionQAEntry",
     "SessionQAUpdate",
+    "SessionState",
     "SessionTraceStep",
+    "TurnResult",
     "UsedGraphElementIds",
 ]
 
@@ -249,6 +252,7 @@ class SessionInfo(_StrictModel):
     created_at: datetime
     updated_at: datetime
     qa_count: int
+    item_count: int = 0
 
 
 class SessionPage(_StrictModel):
@@ -265,3 +269,34 @@ class SessionContext(_StrictModel):
     history: list[dict[str, str]]
     formatted_history: str
     graph_context: str | None = None
+
+
+class SessionItem(_StrictModel):
+    """One item of a session's item log (``append_items``): any JSON value, kept exactly.
+
+    ``data`` comes back as it was given: a list stays a list, ``1.0`` stays a
+    float, ``-0.0`` keeps its sign, big ints stay exact, and dict keys keep
+    their order at every level.
+    """
+
+    id: str
+    data: JsonValue
+    created_at: datetime
+
+
+class SessionState(_StrictModel):
+    """A state (of a session, a user or an app) and its revision.
+
+    ``revision`` counts the updates since the state began (``0``: none yet);
+    ``data`` holds the keys in sorted order.
+    """
+
+    data: dict[str, JsonValue]
+    revision: int
+
+
+class TurnResult(_StrictModel):
+    """What ``append_turn`` wrote: the new item ids and the session state's revision after it."""
+
+    item_ids: list[str]
+    revision: int

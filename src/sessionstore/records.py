@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from sessionstore.clock import from_micros
 from sessionstore.errors import InvalidParameterError
+from sessionstore.items import ItemRecord, StateRecord
 from sessionstore.models import SessionQAEntry, SessionTraceStep, UsedGraphElementIds
 from sessionstore.stored import (
     entry_to_record,
@@ -45,6 +46,8 @@ class SessionData:
     graph_context: str | None = None
     entries: list[SessionQAEntry] = field(default_factory=list)
     traces: list[SessionTraceStep] = field(default_factory=list)
+    items: list[ItemRecord] = field(default_factory=list)
+    state: StateRecord = field(default_factory=StateRecord)
 
     def to_dump(self) -> dict[str, Any]:
         """Return the session as the plain dict ``export_sessions`` yields."""
