@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.workloads import ANSWER, question
+from bench.workloads import ANSWER, question, turn_items
 from sessionstore import SessionQAUpdate, SessionStore
 
 USER = "bench-user"
@@ -49,7 +49,7 @@ def session_dump(session: str, n: int) -> tuple[dict[str, Any], list[str]]:
 class StoreAdapter:
     """Runs the workloads on a :class:`SessionStore`; a turn is one QA entry."""
 
-    supports = frozenset({"update", "delete", "fill"})
+    supports = frozenset({"update", "delete", "fill", "items"})
 
     def __init__(self, name: str, store: SessionStore) -> None:
         self.name = name
@@ -89,3 +89,15 @@ class StoreAdapter:
 
     async def delete(self, session: str, turn_id: str) -> bool:
         return await self.store.delete_qa_entry(session, USER, turn_id)
+
+    async def append_items(self, session: str, i: int) -> None:
+        await self.store.append_items(session, USER, turn_items(i))
+
+    async def get_items(self, session: str, n: int) -> int:
+        return len(await self.store.get_items(session, USER, n))
+
+    async def fill_items(self, session: str, n: int) -> None:
+        """Append the log in calls of up to 10,000 items (the most one call takes)."""
+        log = [item for i in range(n // 4 + 1) for item in turn_items(i)][:n]
+        for start in range(0, n, 10_000):
+            await self.store.append_items(session, USER, log[start : start + 10_000])

@@ -116,6 +116,22 @@ def ours_tables(result: dict[str, Any]) -> str:
             ("errors", col("processes.errors")),
         ],
     )
+    items = table(
+        rows,
+        [
+            ("append_items p50 ms", col("items.append_p50_ms")),
+            ("create p50 ms (paired)", col("items.entry_p50_ms")),
+            ("items / create", col("items.append_to_entry")),
+            *[
+                (f"get_items(20) @ {size:,} (ms)", col(f"items.get20_median_ms.{size}"))
+                for size in sizes["latest_sizes"]
+            ],
+            (
+                f"{sizes['latest_sizes'][-1]:,} / {sizes['latest_sizes'][0]:,}",
+                col("items.ratio_largest_to_smallest"),
+            ),
+        ],
+    )
     return (
         f"**Writes** (append: {sizes['appends']:,} sequential creates on one session; "
         "floor: the bare driver's write, each one timed right after one of ours, and the "
@@ -127,7 +143,10 @@ def ours_tables(result: dict[str, Any]) -> str:
         f"**Updates and concurrency** (update: {sizes['updates']} feedback updates on a "
         f"{sizes['update_size']:,}-entry session; concurrent: {sizes['tasks']} tasks x "
         f"{sizes['task_appends']} appends + 4 updaters + 2 deleters on one session; "
-        f"processes: {sizes['processes']} x {sizes['process_appends']} appends)\n\n{mixed}\n"
+        f"processes: {sizes['processes']} x {sizes['process_appends']} appends)\n\n{mixed}\n\n"
+        f"**Item log** (append_items: {sizes['appends']:,} turns of 4 items (message, tool "
+        "call, tool output, reply), each timed next to one entry create on another session; "
+        f"get_items(20): median of {sizes['latest_reads']} reads per log size)\n\n{items}\n"
     )
 
 
@@ -144,6 +163,8 @@ def peer_tables(ours: dict[str, Any], peers: dict[str, Any]) -> str:
         ("update p50 ms", col("update.p50_ms")),
         ("concurrent ops/s", col("concurrent.ops_per_s")),
         ("lost / errors", pair("concurrent.lost_writes", "concurrent.errors", " / ")),
+        ("append_items p50 ms", col("items.append_p50_ms")),
+        (f"get_items(20) @ {int(largest):,} ms", col(f"items.get20_median_ms.{largest}")),
         ("4 processes: creates/s", col("processes.creates_per_s")),
         ("lost / errors", pair("processes.lost_writes", "processes.errors", " / ")),
     ]

@@ -43,7 +43,9 @@ from sessionstore import (
     open_store,
 )
 
-ALL_WORKLOADS = ("append", "latest", "many", "update", "concurrent", "processes", "floor")
+ALL_WORKLOADS = (
+    "append", "latest", "many", "update", "concurrent", "items", "processes", "floor",
+)  # fmt: skip
 ALL_BACKENDS = ("memory", "sqlite", "file", "redis", "redis-cluster", "postgresql", "mariadb")
 OUT = Path(ROOT) / "bench" / "results" / "sessionstore.json"
 

@@ -40,6 +40,25 @@ def question(i: int) -> str:
     return QUESTION.format(i=i)
 
 
+ITEMS_PER_TURN = 4
+
+
+def turn_items(i: int) -> list[dict[str, Any]]:
+    """One agent turn as Responses-style items: a message, a tool call, its output, a reply."""
+    call_id = f"call_{i}"
+    return [
+        {"role": "user", "content": question(i)},
+        {
+            "type": "function_call",
+            "call_id": call_id,
+            "name": "search_reports",
+            "arguments": json.dumps({"region": "EMEA", "turn": i}),
+        },
+        {"type": "function_call_output", "call_id": call_id, "output": ANSWER[:200]},
+        {"role": "assistant", "content": [{"type": "output_text", "text": ANSWER}]},
+    ]
+
+
 class Adapter(Protocol):
     """One system under test, storing turns in sessions."""
 
@@ -64,6 +83,17 @@ class Adapter(Protocol):
 
     async def delete(self, session: str, turn_id: str) -> bool:
         """Delete one turn."""
+
+    # With "items" in ``supports``: an ordered item log, a turn being ITEMS_PER_TURN items.
+
+    async def append_items(self, session: str, i: int) -> None:
+        """Append turn ``i`` as ``ITEMS_PER_TURN`` items in one call."""
+
+    async def get_items(self, session: str, n: int) -> int:
+        """Read the newest ``n`` items; return how many came back."""
+
+    async def fill_items(self, session: str, n: int) -> None:
+        """Build an item log of ``n`` items the fastest way the system offers."""
 
 
 @dataclass
@@ -358,12 +388,47 @@ async def child_append(
     sys.stdout.flush()
 
 
+async def items(adapter: Adapter, sizes: Sizes) -> dict[str, Any]:
+    """An agent's item log: appends of one turn's items, paired with entry creates, and
+    the newest 20 items of logs of growing size (read round the sizes in turn)."""
+    if "items" not in adapter.supports:
+        return {"na": "no item log"}
+    session, entries = session_name("items"), session_name("entries")
+    items_timer, entry_timer = Timer(), Timer()
+    for i in range(sizes.appends):
+        await items_timer.time(adapter.append_items(session, i))
+        await entry_timer.time(adapter.append(entries, i))
+    got = await adapter.get_items(session, 10**9)
+    if got != sizes.appends * ITEMS_PER_TURN:
+        raise AssertionError(f"{got} items stored of {sizes.appends * ITEMS_PER_TURN}")
+    logs: dict[str, str] = {}
+    for size in sizes.latest_sizes:
+        logs[str(size)] = log = session_name(f"items{size}")
+        await adapter.fill_items(log, size)
+    timers = {size: Timer() for size in logs}
+    for _ in range(sizes.latest_reads):
+        for size, log in logs.items():
+            got = await timers[size].time(adapter.get_items(log, 20))
+            if got != min(20, int(size)):
+                raise AssertionError(f"get_items(20) of {size} items returned {got}")
+    medians = {size: pct(timer.samples, 0.5) for size, timer in timers.items()}
+    smallest, largest = str(sizes.latest_sizes[0]), str(sizes.latest_sizes[-1])
+    return {
+        "append_p50_ms": pct(items_timer.samples, 0.5),
+        "entry_p50_ms": pct(entry_timer.samples, 0.5),
+        "append_to_entry": round(pct(items_timer.samples, 0.5) / pct(entry_timer.samples, 0.5), 2),
+        "get20_median_ms": medians,
+        "ratio_largest_to_smallest": round(medians[largest] / medians[smallest], 2),
+    }
+
+
 WORKLOADS: dict[str, Callable[[Adapter, Sizes], Awaitable[dict[str, Any]]]] = {
     "append": append,
     "latest": latest_vs_size,
     "many": many_sessions,
     "update": update,
     "concurrent": concurrent,
+    "items": items,
 }
 
 

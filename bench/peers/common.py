@@ -123,7 +123,9 @@ async def peer_main(
         return 0
     parser = argparse.ArgumentParser(description=f"benchmark {name}")
     parser.add_argument("--storages", default=",".join(STORAGES))
-    parser.add_argument("--workloads", default="append,latest,many,update,concurrent,processes")
+    parser.add_argument(
+        "--workloads", default="append,latest,many,update,concurrent,items,processes"
+    )
     parser.add_argument("--out", type=Path, required=True)
     add_size_flags(parser)
     args = parser.parse_args(argv)

@@ -18,7 +18,7 @@ from agents.extensions.memory import RedisSession, SQLAlchemySession
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.peers.common import Place, run, sqlalchemy_url
-from bench.workloads import ANSWER, question
+from bench.workloads import ANSWER, question, turn_items
 
 
 def turn(i: int) -> list[Any]:
@@ -29,7 +29,7 @@ def turn(i: int) -> list[Any]:
 
 
 class AgentsAdapter:
-    supports = frozenset({"fill"})
+    supports = frozenset({"fill", "items"})
 
     def __init__(self, name: str, make: Any, multi_process: bool = False) -> None:
         self.name = name
@@ -60,6 +60,16 @@ class AgentsAdapter:
         items = [item for i in range(n) for item in turn(i)]
         await self.session(session).add_items(items)
         return []
+
+    async def append_items(self, session: str, i: int) -> None:
+        await self.session(session).add_items(turn_items(i))
+
+    async def get_items(self, session: str, n: int) -> int:
+        return len(await self.session(session).get_items(limit=n))
+
+    async def fill_items(self, session: str, n: int) -> None:
+        log = [item for i in range(n // 4 + 1) for item in turn_items(i)][:n]
+        await self.session(session).add_items(log)
 
     async def update(self, session: str, turn_id: str, score: int) -> bool:
         raise NotImplementedError
