@@ -25,9 +25,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.certificates import Certificates
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -324,3 +328,151 @@ def _start_mariadb() -> str:
 def workdir(prefix: str) -> Path:
     """Return a fresh temporary directory that outlives the fixture's scope."""
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+# -- servers that speak TLS -----------------------------------------------------
+
+
+@contextmanager
+def throwaway_tls_postgres(certs: Certificates) -> Iterator[str]:
+    """Run a private PostgreSQL that requires TLS for the block; yield ``127.0.0.1:port``.
+
+    Its certificate is ``certs.server_cert``; it trusts client certificates
+    signed by ``certs.ca``. TCP connections must use TLS (plain ones are
+    refused). User ``postgres`` logs in without a password; user
+    ``certuser`` only with a client certificate whose common name is
+    ``certuser`` (``cert`` authentication: ``clientcert=verify-full``).
+    Both reach database ``test``, which ``certuser`` owns.
+    """
+    try:
+        initdb = _binary("initdb", "usr/lib/postgresql/*/bin/initdb")
+    except RuntimeError as exc:
+        unavailable(str(exc))
+        raise AssertionError("unreachable") from exc
+    bindir = Path(initdb).parent
+    data = workdir("postgres-tls-")
+    server: ServerProcess | None = None
+    try:
+        setup = log_path("postgres-tls-setup")
+        _own(data)
+        run_logged(
+            _as_service_user(
+                [initdb, "-D", str(data), "-U", "postgres", "--auth=trust"], "postgres"
+            ),
+            setup,
+        )
+        for source, name in ((certs.server_cert, "server.pem"), (certs.server_key, "server.key")):
+            shutil.copy(source, data / name)
+        shutil.copy(certs.ca, data / "ca.pem")
+        for name in ("server.pem", "server.key", "ca.pem"):
+            (data / name).chmod(0o600)
+            _own(data / name)
+        (data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            "hostssl all certuser 127.0.0.1/32 cert\n"
+            "hostssl all all 127.0.0.1/32 trust\n"
+            "hostnossl all all 127.0.0.1/32 reject\n"
+        )
+        port = free_port()
+        command = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(data)]
+        for setting in (
+            "listen_addresses=127.0.0.1",
+            "fsync=off",
+            "ssl=on",
+            "ssl_cert_file=server.pem",
+            "ssl_key_file=server.key",
+            "ssl_ca_file=ca.pem",
+        ):
+            command += ["-c", setting]
+        server = ServerProcess("postgres-tls", _as_service_user(command, "postgres"))
+        server.wait_for_port(port, timeout=30)
+        local = ["-h", str(data), "-p", str(port), "-U", "postgres"]
+        _wait_until_ready([str(bindir / "pg_isready"), *local], server)
+        run_logged([str(bindir / "psql"), *local, "-c", "CREATE ROLE certuser LOGIN"], setup)
+        run_logged([str(bindir / "createdb"), *local, "-O", "certuser", "test"], setup)
+        yield f"127.0.0.1:{port}"
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _wait_until_ready(probe: list[str], server: ServerProcess, timeout: float = 30.0) -> None:
+    """Run ``probe`` until it succeeds: the server listens before it accepts logins."""
+    deadline = time.monotonic() + timeout
+    while subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+        if server.proc.poll() is not None or time.monotonic() > deadline:
+            raise server.failure("did not accept connections")
+        time.sleep(0.1)
+
+
+def _own(path: Path) -> None:
+    # PostgreSQL runs as its own user when the tests run as root (see _as_service_user).
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres")
+
+
+@contextmanager
+def throwaway_tls_mariadb(certs: Certificates) -> Iterator[str]:
+    """Run a private MariaDB with TLS for the block; yield ``127.0.0.1:port``.
+
+    Its certificate is ``certs.server_cert``; it trusts client certificates
+    signed by ``certs.ca``. Users, none with a password: ``root`` (TLS
+    optional), ``tlsuser`` (``REQUIRE SSL``) and ``x509user`` (``REQUIRE
+    X509``: a client certificate signed by that CA); database ``test``.
+    """
+    try:
+        install = _binary("mariadb-install-db")
+        daemon = _binary("mariadbd", "usr/sbin/mariadbd")
+        client = _binary("mariadb")
+    except RuntimeError as exc:
+        unavailable(str(exc))
+        raise AssertionError("unreachable") from exc
+    data = workdir("mariadb-tls-")
+    server: ServerProcess | None = None
+    try:
+        user = ["--user=root"] if os.geteuid() == 0 else []
+        setup = log_path("mariadb-tls-setup")
+        run_logged(
+            [
+                install,
+                "--no-defaults",
+                f"--datadir={data}",
+                "--auth-root-authentication-method=normal",
+                *user,
+            ],
+            setup,
+        )
+        port = free_port()
+        server = ServerProcess(
+            "mariadb-tls",
+            [
+                daemon,
+                "--no-defaults",
+                f"--datadir={data}",
+                f"--port={port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={data / 'sock'}",
+                f"--ssl-ca={certs.ca}",
+                f"--ssl-cert={certs.server_cert}",
+                f"--ssl-key={certs.server_key}",
+                *user,
+            ],
+        )
+        server.wait_for_port(port, timeout=30)
+        statements = (
+            "CREATE DATABASE IF NOT EXISTS test; "
+            # The anonymous users would match 'tlsuser' from localhost before 'tlsuser'@'%'.
+            "DELETE FROM mysql.global_priv WHERE User = ''; "
+            "FLUSH PRIVILEGES; "
+            "CREATE USER 'tlsuser'@'%' REQUIRE SSL; "
+            "CREATE USER 'x509user'@'%' REQUIRE X509; "
+            "GRANT ALL ON test.* TO 'tlsuser'@'%'; "
+            "GRANT ALL ON test.* TO 'x509user'@'%'"
+        )
+        run_logged([client, f"--socket={data / 'sock'}", "-uroot", "-e", statements], setup)
+        yield f"127.0.0.1:{port}"
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(data, ignore_errors=True)

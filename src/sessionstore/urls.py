@@ -57,11 +57,15 @@ _REGISTRY: dict[str, BackendFactory] = {
     "valkey": _builtin(_REDIS),
     "valkeys": _builtin(_REDIS),
     "redis+cluster": _builtin(_REDIS),
+    "rediss+cluster": _builtin(_REDIS),
     "postgresql": _builtin(_SQL),
     "postgres": _builtin(_SQL),
     "mysql": _builtin(_SQL),
     "mariadb": _builtin(_SQL),
 }
+# Schemes also written "<scheme>+<driver>://" (SQLAlchemy's style); their backend
+# takes the driver it ships and refuses any other with a clear error.
+_WITH_DRIVERS = frozenset({"postgresql", "postgres", "mysql", "mariadb"})
 
 
 def register_backend(scheme: str, factory: BackendFactory, *, replace: bool = False) -> None:
@@ -133,6 +137,8 @@ def open_store(url: str | None = None, **options: Any) -> SessionStore:
         )
     scheme = parts[0].lower()
     factory = _REGISTRY.get(scheme)
+    if factory is None and scheme.partition("+")[0] in _WITH_DRIVERS:
+        factory = _REGISTRY[scheme.partition("+")[0]]  # it names the driver it ships
     if factory is None:
         raise InvalidParameterError(
             f"unknown store scheme {scheme!r} in {redact_url(url)!r}; "
@@ -266,11 +272,17 @@ def parse_bool(text: str) -> bool:
 BASE_OPTIONS: Mapping[str, OptionParser] = {
     "ttl": parse_optional_float,
     "max_field_bytes": int,
+    "slow_call_ms": parse_optional_float,
+    "otel_ids": parse_bool,
 }
 
 
 def split_options(
-    url: str, options: Mapping[str, Any], parsers: Mapping[str, OptionParser]
+    url: str,
+    options: Mapping[str, Any],
+    parsers: Mapping[str, OptionParser],
+    *,
+    driver: Mapping[str, OptionParser] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Merge URL query options with keyword options (keywords win).
 
@@ -278,7 +290,11 @@ def split_options(
         url: the store URL, possibly with a ``?query``.
         options: keyword options, already typed.
         parsers: every option name the backend accepts, with its text parser;
-            the base options ``ttl`` and ``max_field_bytes`` are always added.
+            the base options (:data:`BASE_OPTIONS`: ``ttl``, ``max_field_bytes``,
+            ``slow_call_ms``, ``otel_ids``) are always added.
+        driver: the options the backend passes on to its driver, with their
+            text parsers; merged like its own, and named apart in the error
+            for an unknown option.
 
     Returns:
         The URL without its query, and the merged options.
@@ -287,7 +303,9 @@ def split_options(
         InvalidParameterError: an unknown option or a value that does not parse.
 
     """
-    known = {**BASE_OPTIONS, **parsers}
+    own = {**BASE_OPTIONS, **parsers}
+    passed = {} if driver is None else driver
+    known = {**passed, **own}
     base, query = _split_query(url)
     merged: dict[str, Any] = {}
     # Once a secret value is seen, what follows may be the rest of it (a raw "&").
@@ -295,7 +313,7 @@ def split_options(
     for name, text in parse_qsl(query, keep_blank_values=True):
         parser = known.get(name)
         if parser is None:
-            raise _unknown(name, known, url, shown=not secret_seen)
+            raise _unknown(name, own, url, shown=not secret_seen, driver=passed)
         secret_seen = secret_seen or is_secret_option(name)
         try:
             merged[name] = parser(text)
@@ -305,7 +323,7 @@ def split_options(
             raise InvalidParameterError(f"option {name}={text!r} is invalid: {exc}") from None
     for name, value in options.items():
         if name not in known:
-            raise _unknown(name, known, url)
+            raise _unknown(name, own, url, driver=passed)
         merged[name] = value
     return base, merged
 
@@ -325,7 +343,12 @@ def _split_query(url: str) -> tuple[str, str]:
 
 
 def _unknown(
-    name: str, known: Mapping[str, OptionParser], url: str, *, shown: bool = True
+    name: str,
+    known: Mapping[str, OptionParser],
+    url: str,
+    *,
+    shown: bool = True,
+    driver: Mapping[str, OptionParser] | None = None,
 ) -> InvalidParameterError:
     if shown and _PLAIN_OPTION.fullmatch(name):
         what = f"unknown option {name!r}"
@@ -335,6 +358,7 @@ def _unknown(
             "an unknown option (its name is not shown: it may be part of a secret; "
             "percent-encode '&', '?' and '@' in secrets)"
         )
+    passed = f"; passed to the driver: {', '.join(sorted(driver))}" if driver else ""
     return InvalidParameterError(
-        f"{what} for {redact_url(url)!r}; valid options: {', '.join(sorted(known))}"
+        f"{what} for {redact_url(url)!r}; valid options: {', '.join(sorted(known))}{passed}"
     )

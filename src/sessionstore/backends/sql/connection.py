@@ -14,6 +14,12 @@ call forever. The cancelled connection is closed, never returned to the pool
 (``engine.bare`` and the pool's ``invalidate`` listener see to it), and the
 call raises :class:`~sessionstore.errors.StoreUnavailableError`.
 
+A store that builds its engine builds one per event loop it is used in
+(``loops.py``): a store works from successive loops (``asyncio.run`` per
+request) and from several threads at once, each with its own loop. An
+engine passed in by the application is used as it is, in whatever loop
+calls: it belongs to the application's loop, as its connections do.
+
 Once disposed (the store closed), a connection builds no engine again: what
 asks for it then (a call started later, a retry of one still running) gets
 :class:`~sessionstore.errors.StoreError` instead of a new pool nobody would
@@ -28,17 +34,16 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import event
-
 from sessionstore.backends.sql.engine import (
-    abort,
     build_engine,
     driver_url,
     is_disconnect,
     is_retryable,
     translate,
 )
+from sessionstore.backends.sql.loops import loop_engines
 from sessionstore.errors import SessionError, StoreError, StoreUnavailableError
+from sessionstore.observe import logger_for
 
 if TYPE_CHECKING:
     from sqlalchemy import TextClause
@@ -50,11 +55,13 @@ if TYPE_CHECKING:
 
 __all__ = ["SQLConnection"]
 
+_log = logger_for(__name__)
+
 T = TypeVar("T")
 
 
 class SQLConnection:
-    """A store's engine: built from a URL and owned, or given and borrowed.
+    """A store's engines: built from a URL (one per event loop) and owned, or given and borrowed.
 
     Args:
         dialect: the store's dialect.
@@ -62,7 +69,7 @@ class SQLConnection:
         url: a ``postgresql://``, ``mysql://`` or ``mariadb://`` URL; not
             used when ``engine`` is given.
         engine: an ``AsyncEngine`` to use as it is; never disposed.
-        options: the pool settings of an engine built from ``url``.
+        options: the pool settings of the engines built from ``url``.
         retries: how often a deadlock or serialization failure is retried.
         command_timeout: the seconds an operation may take in all.
 
@@ -84,63 +91,53 @@ class SQLConnection:
         self.command_timeout = command_timeout
         self._dialect = dialect
         self._url = "" if url is None else driver_url(url)
-        self._engine = engine
-        self._owns_engine = engine is None
+        self._borrowed = engine
         self._retries = retries
-        self._hurry = False
-        self.closed = False
+        self._engines = loop_engines(self._build, command_timeout)
+        self._by_loop = self._engines.by_loop
+
+    @property
+    def closed(self) -> bool:
         """Whether :meth:`dispose` ran: no engine is built or handed out again."""
+        return self._engines.closed
 
     @property
     def engine(self) -> AsyncEngine:
-        """The engine, built on first use when the store owns it.
+        """The running loop's engine, built on its first use there when the store owns it.
 
         Raises:
             StoreError: the store was closed.
 
         """
-        if self.closed:
+        mine = self._by_loop.get(asyncio.get_running_loop())
+        return mine.engine if mine is not None else self._engine_elsewhere()
+
+    def _engine_elsewhere(self) -> AsyncEngine:
+        """Return the borrowed engine, or build the running loop's (its first call)."""
+        if self._borrowed is not None and not self.closed:
+            return self._borrowed
+        mine = None if self._borrowed is not None else self._engines.get()
+        if mine is None:
             raise StoreError(f"{self.where}: the store is closed; open a new store")
-        if self._engine is None:
-            self._engine = build_engine(self._url, self._dialect, self.options)
-            pool = self._engine.sync_engine.pool
-            event.listen(pool, "close", self._closing)
-            event.listen(pool, "checkin", self._returned)
-        return self._engine
+        return mine.engine
+
+    def _build(self) -> AsyncEngine:
+        return build_engine(self._url, self._dialect, self.options)
 
     async def dispose(self) -> None:
-        """Close the pool if this connection built the engine; idempotent.
+        """Close the pools this connection built, in every loop; idempotent.
 
-        Each pooled connection says goodbye to the server, unless that takes
-        more than ``command_timeout`` in all (the server stopped answering):
-        the rest are then closed at once, without one. From now on
-        :attr:`engine` raises: nothing builds a new pool behind the store's back.
+        The running loop's pool is closed here; each pooled connection says
+        goodbye to the server, unless that takes more than
+        ``command_timeout`` in all (the server stopped answering): the rest
+        are then closed at once, without one. The pools of other loops are
+        closed as ``per_loop.PerLoop.dispose`` says. From now on
+        :attr:`engine` raises: nothing builds a new pool behind the store's
+        back. A borrowed engine is left to its owner.
         """
-        self.closed = True
-        if self._engine is not None and not self._owns_engine:
-            self._dialect.unwatch(self._engine)
-        if self._owns_engine and self._engine is not None:
-            engine, self._engine = self._engine, None
-            try:
-                async with asyncio.timeout(self.command_timeout):
-                    await engine.dispose()
-            except TimeoutError:
-                self._hurry = True
-                await engine.dispose()
-
-    def _returned(self, dbapi_connection: Any, record: Any) -> None:
-        """Close a connection given back after :meth:`dispose` (a call still running then).
-
-        Its pool is disposed already: kept there, it would stay open until
-        the garbage collector found it.
-        """
-        if self.closed and dbapi_connection is not None:
-            record.close()
-
-    def _closing(self, dbapi_connection: Any, record: Any) -> None:
-        """Close a pooled connection without a goodbye once :meth:`dispose` hurries."""
-        if self._hurry and dbapi_connection is not None:
-            abort(dbapi_connection.driver_connection)
+        if self._borrowed is not None and not self.closed:
+            self._dialect.unwatch(self._borrowed)
+        await self._engines.dispose()
 
     async def run(
         self,
@@ -187,9 +184,11 @@ class SQLConnection:
             except Exception as exc:
                 if idempotent and attempt == 0 and is_disconnect(exc):
                     attempt += 1
+                    _log.info("%s: retrying a read after %s", self.where, _cause(exc))
                     continue
                 if attempt < self._retries and is_retryable(exc):
                     attempt += 1
+                    _log.info("%s: retry %d after %s", self.where, attempt, _cause(exc))
                     await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
                     continue
                 raise translate(exc, self.where) from exc
@@ -224,3 +223,8 @@ class SQLConnection:
     async def snapshot(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` in one ``REPEATABLE READ`` transaction: reads that agree."""
         return await self.run(lambda: self._isolated(work, "REPEATABLE READ"))
+
+
+def _cause(exc: Exception) -> str:
+    """Name a driver error for the log: its class only, since its text may quote values."""
+    return type(getattr(exc, "orig", None) or exc).__name__

@@ -17,6 +17,7 @@ serialization failures are retryable (:func:`is_retryable`).
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -265,6 +266,18 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(cause, (OSError, TimeoutError))
 
 
+def _tls_failed(exc: BaseException) -> bool:
+    """Return whether ``exc``'s chain holds a TLS failure (a certificate refused, ...)."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain is short; this bounds a cyclic one
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return False
+
+
 def translate(exc: BaseException, where: str) -> StoreError:
     """Return the sessionstore error for a driver or SQLAlchemy exception.
 
@@ -276,6 +289,12 @@ def translate(exc: BaseException, where: str) -> StoreError:
     orig = getattr(exc, "orig", None) or exc
     said = str(orig).strip()
     detail = f"{type(orig).__name__}: {said.splitlines()[0]}" if said else type(orig).__name__
+    if _tls_failed(exc):
+        return StoreUnavailableError(
+            f"{where}: the TLS connection to the database failed ({detail}); check the CA "
+            "(sslrootcert / ssl_ca), the client certificate and key, and that the server's "
+            "certificate names the host you connect to"
+        )
     if _unreachable(exc):
         return StoreUnavailableError(
             f"{where}: cannot reach the database ({detail}); check that the server runs and "

@@ -4,24 +4,40 @@ Every option is checked when the store is built (by ``open_store``), before
 any I/O, so a bad value is :class:`~sessionstore.errors.InvalidParameterError`
 naming the option, never a confusing failure later. This module imports no
 SQLAlchemy, so options are checked even before a missing extra is reported.
+
+Besides the store's own options (:data:`OPTIONS`), each database family
+passes its driver's connection options on (:data:`DRIVER_OPTIONS`: TLS,
+charset, timeouts, names): typed and checked here the same way, turned into
+the driver's arguments by ``tls.py`` when an engine is built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from sessionstore.backends.sql.tls import (
+    MYSQL_MODES,
+    PG_SSL_MODES,
+    check_mysql_tls,
+    check_postgres_tls,
+)
 from sessionstore.errors import InvalidParameterError
 from sessionstore.urls import OptionParser, parse_bool
 from sessionstore.validation import check_seconds
 
 __all__ = [
+    "DRIVER_OPTIONS",
     "MAX_WAIT",
     "OPTIONS",
+    "DriverOption",
     "EngineOptions",
     "StoreOptions",
     "check_count",
+    "check_driver_options",
     "check_flag",
     "check_wait",
 ]
@@ -115,6 +131,8 @@ class EngineOptions:
     """Ping a connection that sat idle in the pool before using it."""
     connect_args: Mapping[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for the driver's ``connect``."""
+    driver: Mapping[str, Any] = field(default_factory=dict)
+    """The driver options (:data:`DRIVER_OPTIONS`), checked by :func:`check_driver_options`."""
 
     def __post_init__(self) -> None:
         check_count(self.pool_size, "pool_size", least=1)
@@ -160,3 +178,182 @@ class StoreOptions:
         check_count(self.retries, "retries", least=0)
         check_seconds(self.sweep_interval, "sweep_interval", allow_zero=True)
         check_count(self.sweep_batch, "sweep_batch", least=1, most=1_000_000)
+
+
+# -- the drivers' options ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DriverOption:
+    """A driver option: how its URL text is read, and the rule its value meets."""
+
+    parse: OptionParser
+    """Turns the URL's text into the value (a ``ValueError`` when it cannot)."""
+    check: Callable[[object, str], Any]
+    """Returns the value (a URL's parsed, or a keyword's) if valid, as the driver takes it.
+
+    Raises InvalidParameterError otherwise.
+    """
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise InvalidParameterError(f"{name} must be a non-empty str")
+    return value
+
+
+def _path(value: object, name: str) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise InvalidParameterError(f"{name} must be a file path (a str or a path), got {value!r}")
+    return value
+
+
+def _one_of(choices: tuple[str, ...], *, fold: bool = False) -> Callable[[object, str], str]:
+    """Return a check that the value is one of ``choices`` (``fold``: any case, ``-`` or ``_``)."""
+
+    def check(value: object, name: str) -> str:
+        chosen = value.lower().replace("-", "_") if fold and isinstance(value, str) else value
+        if not isinstance(chosen, str) or chosen not in choices:
+            raise InvalidParameterError(
+                f"{name} must be one of {', '.join(choices)}; got {value!r}"
+            )
+        return chosen
+
+    return check
+
+
+def _flag(value: object, name: str) -> bool:
+    return check_flag(value, name)
+
+
+def _seconds(value: object, name: str) -> float:
+    return check_wait(value, name)
+
+
+def _size(value: object, name: str) -> int:
+    return check_count(value, name, least=0)
+
+
+def _pg_ssl(value: object, name: str) -> str | bool | ssl.SSLContext:
+    """``ssl``: an sslmode, ``True``/``False`` (asyncpg's), or (keyword) an SSLContext."""
+    if isinstance(value, (bool, ssl.SSLContext)) or value in PG_SSL_MODES:
+        return value
+    raise InvalidParameterError(
+        f"{name} must be one of {', '.join(PG_SSL_MODES)}, true or false, or an ssl.SSLContext; "
+        f"got {value!r}"
+    )
+
+
+def _pg_ssl_text(text: str) -> str | bool:
+    return text if text in PG_SSL_MODES else parse_bool(text)
+
+
+def _mysql_mode(value: object, name: str) -> str:
+    if isinstance(value, str) and value.lower() == "preferred":
+        raise InvalidParameterError(
+            f"{name}=preferred is not supported: asyncmy cannot fall back to an unencrypted "
+            "connection; use required (TLS, or fail) or disabled"
+        )
+    return _one_of(MYSQL_MODES, fold=True)(value, name)
+
+
+def _mysql_ssl(value: object, name: str) -> bool | ssl.SSLContext:
+    """``ssl``: ``True`` (TLS with the ssl_* options) / ``False``, or (keyword) an SSLContext."""
+    if isinstance(value, (bool, ssl.SSLContext)):
+        return value
+    raise InvalidParameterError(f"{name} must be true, false or an ssl.SSLContext, got {value!r}")
+
+
+def _utf8mb4(value: object, name: str) -> str:
+    if not isinstance(value, str) or value.lower() != "utf8mb4":
+        raise InvalidParameterError(
+            f"{name} must be utf8mb4: the store keeps any Unicode text, emoji included; "
+            f"got {value!r}"
+        )
+    return "utf8mb4"
+
+
+def _settings(value: object, name: str) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidParameterError(f"{name} must be a dict of str to str, got {value!r}")
+    return dict(value)
+
+
+_FILE = DriverOption(str, _path)
+_TLS_VERSION = DriverOption(str, _one_of(("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")))
+_URL_FLAG = DriverOption(parse_bool, _flag)
+
+POSTGRES_OPTIONS: Final[Mapping[str, DriverOption]] = {
+    "sslmode": DriverOption(str, _one_of(PG_SSL_MODES)),
+    "ssl": DriverOption(_pg_ssl_text, _pg_ssl),
+    "sslrootcert": _FILE,
+    "sslcert": _FILE,
+    "sslkey": _FILE,
+    "sslpassword": DriverOption(str, _text),
+    "sslcrl": _FILE,
+    "sslnegotiation": DriverOption(str, _one_of(("postgres", "direct"))),
+    "ssl_min_protocol_version": _TLS_VERSION,
+    "ssl_max_protocol_version": _TLS_VERSION,
+    "application_name": DriverOption(str, _text),
+    "server_settings": DriverOption(_keyword_only, _settings),
+    "target_session_attrs": DriverOption(
+        str,
+        _one_of(("any", "primary", "standby", "read-write", "read-only", "prefer-standby")),
+    ),
+    "statement_cache_size": DriverOption(int, _size),
+    "passfile": _FILE,
+    "krbsrvname": DriverOption(str, _text),
+    "gsslib": DriverOption(str, _one_of(("gssapi", "sspi"))),
+}
+"""asyncpg's options: libpq's TLS names, the session's name and settings, and the rest."""
+
+MYSQL_OPTIONS: Final[Mapping[str, DriverOption]] = {
+    "ssl_mode": DriverOption(str, _mysql_mode),
+    "ssl": DriverOption(parse_bool, _mysql_ssl),
+    "ssl_ca": _FILE,
+    "ssl_capath": _FILE,
+    "ssl_cert": _FILE,
+    "ssl_key": _FILE,
+    "ssl_key_password": DriverOption(str, _text),
+    "ssl_cipher": DriverOption(str, _text),
+    "ssl_verify_cert": _URL_FLAG,
+    "ssl_verify_identity": _URL_FLAG,
+    "ssl_check_hostname": _URL_FLAG,
+    "charset": DriverOption(str, _utf8mb4),
+    "read_timeout": DriverOption(float, _seconds),
+    "program_name": DriverOption(str, _text),
+    "unix_socket": _FILE,
+}
+"""asyncmy's options: MySQL's TLS names, the charset, a read timeout, names."""
+
+DRIVER_OPTIONS: Final[Mapping[str, Mapping[str, DriverOption]]] = {
+    "postgresql": POSTGRES_OPTIONS,
+    "mysql": MYSQL_OPTIONS,
+}
+"""The driver options of each database family (by ``Family.name``)."""
+
+
+def check_driver_options(family: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``given`` driver options of ``family`` checked, and typed as the driver takes them.
+
+    Raises:
+        InvalidParameterError: an option the family's driver does not take,
+            a bad value, or TLS options that contradict each other.
+
+    """
+    known = DRIVER_OPTIONS[family]
+    checked: dict[str, Any] = {}
+    for name, value in given.items():
+        option = known.get(name)
+        if option is None:
+            raise InvalidParameterError(
+                f"{name} is not an option of the {family} driver; its options: "
+                f"{', '.join(sorted(known))}"
+            )
+        checked[name] = option.check(value, name)
+    (check_postgres_tls if family == "postgresql" else check_mysql_tls)(checked)
+    return checked
