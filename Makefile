@@ -14,14 +14,14 @@ $(VENV)/.cli-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[cli]'
 	touch $@
 
-# Every extra and every dev tool.
+# Every extra (the framework integrations included) and every dev tool.
 $(VENV)/.all-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[all,dev]'
+	$(BIN)/python -m pip install -q -e '.[all,integrations,dev]'
 	touch $@
 
 # Every extra, the dev tools, and the benchmark's plotting and profiling.
 $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[all,dev,bench]'
+	$(BIN)/python -m pip install -q -e '.[all,integrations,dev,bench]'
 	touch $@
 
 # Records a short conversation in the default store and prints the prompt history.

@@ -20,6 +20,12 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
     "postgres": ("sqlalchemy", "greenlet", "asyncpg"),
     "mysql": ("sqlalchemy", "greenlet", "asyncmy"),
     "cli": ("typer", "rich"),
+    "otel": ("opentelemetry",),
+    "openai-agents": ("agents",),
+    "adk": ("google.adk",),
+    "llama-index": ("llama_index.core",),
+    "pydantic-ai": ("pydantic_ai",),
+    "langchain": ("langchain_core",),
 }
 """Each extra of ``pyproject.toml`` and the top-level packages it installs."""
 
