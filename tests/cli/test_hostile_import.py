@@ -32,6 +32,12 @@ def _duplicate_entry(dump: dict[str, Any]) -> dict[str, Any]:
     return dump
 
 
+def _duplicate_trace(dump: dict[str, Any]) -> dict[str, Any]:
+    step = {"trace_id": "t1", "origin_function": "f", "status": "ok"}
+    dump["trace_steps"] = [step, {**step, "status": "again"}]
+    return dump
+
+
 # Each turns a valid session dump into a bad one, as text: (dump) -> the line.
 LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "metadata one level too deep": lambda d: json.dumps(
@@ -50,6 +56,7 @@ LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "entry before 1970": lambda d: json.dumps(_entry(d, created_at="1969-07-20T20:17:00+00:00")),
     "entry id twice": lambda d: json.dumps(_duplicate_entry(d)),
+    "trace id twice": lambda d: json.dumps(_duplicate_trace(d)),
     "graph context with a lone surrogate": lambda d: json.dumps(
         {**d, "graph_context": "bad \ud800"}
     ),

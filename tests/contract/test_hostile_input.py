@@ -8,6 +8,7 @@ error, a torn session or a store that later fails to read.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -29,7 +30,7 @@ from sessionstore import (
     open_store,
 )
 from sessionstore.validation import MAX_JSON_DEPTH, MAX_JSON_INT_DIGITS, MAX_TTL
-from tests.contract.cases import MakeStore, pure_logic
+from tests.contract.cases import BackendCase, MakeStore, pure_logic
 
 T = TypeVar("T")
 U = "user"
@@ -88,6 +89,7 @@ BAD_DUMPS: dict[str, Callable[[dict[str, Any]], None]] = {
     ),
     "entry id twice": lambda d: d["entries"][1].update(id=d["entries"][0]["id"]),
     "entry id twice, spelled otherwise": _spell_upper,
+    "trace id twice": lambda d: d["trace_steps"].append(dict(d["trace_steps"][0], status="again")),
     "metadata one level too deep": lambda d: d["entries"][1].update(
         metadata=nested(MAX_JSON_DEPTH + 1)
     ),
@@ -128,16 +130,108 @@ async def test_dump_at_the_edges_of_the_time_range_round_trips(store: SessionSto
     assert exported["entries"][1]["created_at"] == "2255-06-05T23:47:34.740992+00:00"
 
 
-async def test_a_step_saved_twice_exports_and_imports(store: SessionStore) -> None:
-    # Trace ids need not be unique (save_trace_step takes the same step twice),
-    # so a dump repeating one is what export makes, and import takes it back.
-    step = SessionTraceStep(origin_function="f", status="ok")
-    await store.save_trace_step("s", U, step)
-    await store.save_trace_step("s", U, step)
-    (dump,) = [d async for d in store.export_sessions(user_id=U)]
+# -- trace ids: unique within their session -------------------------------------------
+
+
+def _step(trace_id: str, origin: str = "f") -> SessionTraceStep:
+    return SessionTraceStep(trace_id=trace_id, origin_function=origin, status="ok")
+
+
+async def _trace_ids(store: SessionStore, session_id: str, user_id: str | None) -> list[str]:
+    return [step.trace_id for step in await store.read_trace_steps(session_id, user_id)]
+
+
+async def test_a_trace_id_saved_twice_is_refused_and_nothing_is_written(
+    store: SessionStore,
+) -> None:
+    await store.save_trace_step("s", U, _step("step-1", "first"))
+    await store.create_qa_entry("s", U, "q", "a")
+    before = await _state(store)
+    with pytest.raises(InvalidParameterError, match="step-1") as refused:
+        await store.save_trace_step("s", U, _step("step-1", "second"))
+    assert "unique within its session" in str(refused.value)
+    assert await _state(store) == before  # not even updated_at moved
+    (kept,) = await store.read_trace_steps("s", U)
+    assert (kept.trace_id, kept.origin_function) == ("step-1", "first")
+
+
+# Pairwise different: case, spaces, Unicode normalization, NUL, long common prefixes.
+DISTINCT_TRACE_IDS = [
+    "id",
+    "ID",
+    "id ",
+    " id",
+    "\u00e9",  # é, one code point
+    "e\u0301",  # é, two
+    "\\u00e9",  # its JSON escape, as text
+    "a\x00b",
+    "a\x00c",
+    '","origin_function":"x',  # what ends an id in a stored step document
+    "\\",
+    "\x01marker",
+    "x" * 5000 + "1",
+    "x" * 5000 + "2",
+    "\U0001f600",
+]
+
+
+async def test_trace_ids_compare_exactly(store: SessionStore) -> None:
+    for trace_id in DISTINCT_TRACE_IDS:
+        assert await store.save_trace_step("s", U, _step(trace_id)) == trace_id
+    for trace_id in DISTINCT_TRACE_IDS:
+        with pytest.raises(InvalidParameterError):
+            await store.save_trace_step("s", U, _step(trace_id, "again"))
+    assert await _trace_ids(store, "s", U) == DISTINCT_TRACE_IDS
+
+
+async def test_concurrent_saves_of_one_trace_id_leave_exactly_one(
+    case: BackendCase, make_store: MakeStore
+) -> None:
+    stores = [await make_store() for _ in range(2 if case.shared else 1)]
+    saves = [
+        stores[n % len(stores)].save_trace_step("s", U, _step("raced", f"f{n}")) for n in range(8)
+    ]
+    results = await asyncio.gather(*saves, return_exceptions=True)
+    assert results.count("raced") == 1, results
+    assert all(isinstance(r, InvalidParameterError) for r in results if r != "raced"), results
+    (kept,) = await stores[0].read_trace_steps("s", U)
+    assert kept.origin_function == f"f{results.index('raced')}"
+
+
+async def test_the_same_trace_id_in_another_session_or_user_is_fine(
+    store: SessionStore,
+) -> None:
+    places = [("s", U), ("t", U), ("s", "other user"), ("s", None)]
+    for session_id, user_id in places:
+        assert await store.save_trace_step(session_id, user_id, _step("shared")) == "shared"
+    for session_id, user_id in places:
+        assert await _trace_ids(store, session_id, user_id) == ["shared"]
+
+
+async def test_a_trace_id_is_free_again_once_its_session_is_gone(store: SessionStore) -> None:
+    await store.save_trace_step("s", U, _step("again"))
+    assert await store.delete_session("s", U)
+    await store.save_trace_step("s", U, _step("again", "after delete"))
     await store.prune()
+    await store.save_trace_step("s", U, _step("again", "after prune"))
+    (step,) = await store.read_trace_steps("s", U)
+    assert step.origin_function == "after prune"
+
+
+async def test_an_imported_session_holds_exactly_its_dump_trace_ids(store: SessionStore) -> None:
+    await store.save_trace_step("s", U, _step("old"))
+    dump = await _session_dump(store)  # its steps: "old", then a new UUID
+    dump["trace_steps"][0]["trace_id"] = "imported"
+    await store.delete_session("s", U)
+    await store.save_trace_step("s", U, _step("replaced"))
     assert await store.import_sessions([dump]) == 1
-    assert [s.trace_id for s in await store.read_trace_steps("s", U)] == [step.trace_id] * 2
+    await store.save_trace_step("s", U, _step("replaced"))  # gone with the old session
+    with pytest.raises(InvalidParameterError):
+        await store.save_trace_step("s", U, _step("imported"))
+    second = dump["trace_steps"][1]["trace_id"]
+    with pytest.raises(InvalidParameterError):
+        await store.save_trace_step("s", U, _step(second))
+    assert await _trace_ids(store, "s", U) == ["imported", second, "replaced"]
 
 
 json_leaves = (
