@@ -35,3 +35,28 @@ async def fill(store: SessionStore) -> None:
 async def snapshot(store: SessionStore) -> dict[tuple[str, str | None], dict[str, Any]]:
     """Every session of every user, keyed by (session id, user id)."""
     return {(d["session_id"], d["user_id"]): d async for d in store.export_sessions()}
+
+
+async def fill_items(store: SessionStore) -> None:
+    """Write item logs and session states (values a careless copy would change) for three users.
+
+    Also a user state and an app state, which no export carries.
+    """
+    values: list[Any] = [
+        {"role": "user", "content": [{"type": "input_text", "text": "hi \x00 😀"}]},
+        {"type": "function_call", "arguments": '{"q": 1}', "b": 1, "a": 2},
+        1.0,
+        -0.0,
+        2**64 + 1,
+        ["list", None],
+        "text",
+        None,
+    ]
+    for user in (None, "alice", "bob"):
+        await store.append_turn("items", user, values, state={"z": 1.0, "a": {"y": 1, "x": -0.0}})
+        await store.update_state("items", user, {"revision": 2})
+        await store.create_qa_entry("items", user, "q", "a")
+        await store.append_items("items only", user, [{"n": n} for n in range(3)])
+        await store.update_state("state only", user, {"k": [1, 2.5]})
+    await store.update_user_state("alice", {"theme": "dark"})
+    await store.update_app_state("app", {"version": 3})

@@ -7,7 +7,9 @@ The child: ``python -m tests.writer_process URL SESSION TAG COUNT [--size N]
 it at any moment and know which writes were acknowledged. ``COUNT`` of 0 means
 "until killed". ``--size`` is the answer's length; ``--barrier`` prints
 ``ready`` and waits for a line on stdin before it opens the store, so that
-several children start at the same moment.
+several children start at the same moment. With ``--items`` it appends item
+groups instead: COUNT calls of ``append_items`` with the three items
+``{"tag": TAG, "i": i, "k": 0..2}``, printing each call's ids joined by commas.
 
 The parent: :class:`Writer` starts one child and reads what it prints.
 """
@@ -29,7 +31,9 @@ USER = "writer"
 WAIT = 60.0  # seconds a child may take to print its next line before the test fails
 
 
-async def main(url: str, session_id: str, tag: str, count: int, size: int, barrier: bool) -> None:
+async def main(
+    url: str, session_id: str, tag: str, count: int, size: int, barrier: bool, items: bool
+) -> None:
     store = open_store(url)
     if barrier:
         print("ready", flush=True)
@@ -37,8 +41,12 @@ async def main(url: str, session_id: str, tag: str, count: int, size: int, barri
     async with store:
         numbers = itertools.count() if count == 0 else range(count)
         for i in numbers:
-            qa_id = await store.create_qa_entry(session_id, USER, f"{tag}:{i}", "a" * size)
-            sys.stdout.write(qa_id + "\n")
+            if items:
+                group = [{"tag": tag, "i": i, "k": k} for k in range(3)]
+                written = ",".join(await store.append_items(session_id, USER, group))
+            else:
+                written = await store.create_qa_entry(session_id, USER, f"{tag}:{i}", "a" * size)
+            sys.stdout.write(written + "\n")
             sys.stdout.flush()
 
 
@@ -59,6 +67,7 @@ class Writer:
         *,
         size: int = 200,
         barrier: bool = False,
+        items: bool = False,
     ) -> Writer:
         """Start a child; with ``barrier`` it waits for :meth:`go` before it opens the store."""
         path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
@@ -72,6 +81,7 @@ class Writer:
             str(count),
             f"--size={size}",
             *(["--barrier"] if barrier else []),
+            *(["--items"] if items else []),
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": path},
             stdin=asyncio.subprocess.PIPE if barrier else asyncio.subprocess.DEVNULL,
@@ -124,9 +134,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("count", type=int)
     parser.add_argument("--size", type=int, default=200)
     parser.add_argument("--barrier", action="store_true")
+    parser.add_argument("--items", action="store_true")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     args = _arguments()
-    asyncio.run(main(args.url, args.session_id, args.tag, args.count, args.size, args.barrier))
+    asyncio.run(
+        main(args.url, args.session_id, args.tag, args.count, args.size, args.barrier, args.items)
+    )

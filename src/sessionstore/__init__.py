@@ -7,6 +7,7 @@ Open a store by URL and use it as an async context manager::
 """
 
 from sessionstore.errors import (
+    ConflictError,
     InvalidParameterError,
     MissingDependencyError,
     NotFoundError,
@@ -19,10 +20,13 @@ from sessionstore.manager import SessionManager
 from sessionstore.models import (
     SessionContext,
     SessionInfo,
+    SessionItem,
     SessionPage,
     SessionQAEntry,
     SessionQAUpdate,
+    SessionState,
     SessionTraceStep,
+    TurnResult,
     UsedGraphElementIds,
 )
 from sessionstore.store import ALL_USERS, SessionStore
@@ -31,6 +35,7 @@ from sessionstore.urls import default_store_url, open_store, register_backend
 __all__ = [
     "ALL_USERS",
     "LLM",
+    "ConflictError",
     "InvalidParameterError",
     "MissingDependencyError",
     "NotFoundError",
@@ -38,14 +43,17 @@ __all__ = [
     "SessionContext",
     "SessionError",
     "SessionInfo",
+    "SessionItem",
     "SessionManager",
     "SessionPage",
     "SessionQAEntry",
     "SessionQAUpdate",
+    "SessionState",
     "SessionStore",
     "SessionTraceStep",
     "StoreError",
     "StoreUnavailableError",
+    "TurnResult",
     "UsedGraphElementIds",
     "default_store_url",
     "open_store",

@@ -150,10 +150,14 @@ class BackendSteps(abc.ABC):
         """Replace the session's graph context; create the session if needed. Slides expiry."""
 
     @abc.abstractmethod
-    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> bool:
         """Store a trace step after every existing one; create the session if needed.
 
-        Slides expiry. ``step.created_at`` is now.
+        Slides expiry. ``step.created_at`` is now. A trace id is unique within
+        its session (compared exactly, as a string): when the live session
+        already holds ``step.trace_id``, return ``False`` and write nothing.
+        The check and the write are one atomic step, so of two concurrent
+        saves of one id exactly one returns ``True``.
         """
 
     @abc.abstractmethod
@@ -165,6 +169,7 @@ class BackendSteps(abc.ABC):
 
     # -- item log and state (see sessionstore.items) ---------------------
 
+    @abc.abstractmethod
     async def _append_items(
         self,
         key: SessionKey,
@@ -188,41 +193,41 @@ class BackendSteps(abc.ABC):
             The state's revision after the write.
 
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _items(self, key: SessionKey, last_n: int | None) -> list[ItemRecord]:
         """Return the newest ``last_n`` items (1 to ``MAX_LAST_N``; ``None``: all), oldest first.
 
         Its cost must not grow with the number of items in the session.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _pop_item(self, key: SessionKey) -> ItemRecord | None:
         """Remove and return the newest item, atomically; ``None`` when there is none.
 
         Two concurrent pops never return the same item. Slides expiry when it
         removed one; ends the session when nothing else is left.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _delete_item(self, key: SessionKey, item_id: str) -> bool:
         """Delete the item ``item_id`` (a canonical UUID); ``True`` only if it existed.
 
         Slides expiry if it did; ends the session when nothing else is left.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _count_items(self, key: SessionKey) -> int:
         """Return how many items the session holds, without reading them."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _clear_items(self, key: SessionKey) -> bool:
         """Delete every item (nothing else); ``True`` if there were any.
 
         Slides expiry if there were; ends the session when nothing else is left.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _update_state(
         self, key: SessionKey, changes: dict[str, str | None], expected_revision: int | None
     ) -> StateRecord:
@@ -234,16 +239,16 @@ class BackendSteps(abc.ABC):
             The state this write made (not a later one).
 
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _get_state(self, key: SessionKey) -> StateRecord:
         """Return the session's state (an empty ``StateRecord()`` for none)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _scoped_state(self, scope: StateScope) -> StateRecord:
         """Return a user's or an app's state (an empty ``StateRecord()`` for none)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _update_scoped_state(
         self, scope: StateScope, changes: dict[str, str | None], expected_revision: int | None
     ) -> StateRecord:
@@ -257,7 +262,6 @@ class BackendSteps(abc.ABC):
             The state after the write.
 
         """
-        raise NotImplementedError
 
     @abc.abstractmethod
     def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
@@ -280,8 +284,9 @@ class BackendSteps(abc.ABC):
         Keeps the entries' ids, times and order, the items' ids, times and
         order, the state's values and revision, and the session's
         ``created_at``/``updated_at``; the expiry starts again from now. An
-        empty ``data`` ends the session. ``data`` is valid (unique entry ids,
-        every time from ``records.EARLIEST_TIME`` to ``records.LATEST_TIME``,
-        every value within the store's limits), so nothing in it may make
-        the step fail after it has removed the old session.
+        empty ``data`` ends the session. ``data`` is valid (unique entry ids
+        and trace ids, every time from ``records.EARLIEST_TIME`` to
+        ``records.LATEST_TIME``, every value within the store's limits), so
+        nothing in it may make the step fail after it has removed the old
+        session.
         """

@@ -1,7 +1,8 @@
 """``SessionManager``: what an agent or RAG pipeline calls on every turn (SPEC §6).
 
 It sits on any :class:`~sessionstore.SessionStore` and adds the turn-level
-conveniences: history as chat messages and as prompt text, saving a turn,
+conveniences: history as chat messages and as prompt text (from the
+question/answer entries, or from the item log), saving a turn,
 feedback, agent trace steps with a one-sentence LLM summary, and the
 per-session improve lock.
 """
@@ -12,19 +13,22 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from sessionstore.errors import InvalidParameterError
+from sessionstore.item_messages import format_messages, messages_from_items
 from sessionstore.llm import LLM, fallback_feedback, summarize_return_value
 from sessionstore.locks import DEFAULT_LEASE, lock_backend_for, lock_name
 from sessionstore.models import (
     JsonValue,
     SessionContext,
+    SessionItem,
     SessionQAEntry,
     SessionQAUpdate,
     SessionTraceStep,
     UsedGraphElementIds,
 )
+from sessionstore.observe import ObservedManager
 from sessionstore.store import SessionStore
 from sessionstore.validation import check_score, check_seconds, check_session_id, check_user_id
 
@@ -35,7 +39,7 @@ HISTORY_HEADER = "Previous conversation:\n\n"
 FEEDBACK_PENDING = {"feedback_weights_applied": False}
 
 
-class SessionManager:
+class SessionManager(ObservedManager):
     """Turn-level helpers over a store: history, feedback, traces, locking.
 
     Every ``session_id`` argument is optional and falls back to
@@ -149,24 +153,75 @@ class SessionManager:
         entries = await self._history_entries(session_id, user_id)
         return self._messages(entries), self.format_entries(entries)
 
-    async def build_context(
+    async def _history_items(
+        self, session_id: str | None, user_id: str | None
+    ) -> list[SessionItem]:
+        return await self.store.get_items(self._sid(session_id), user_id, 2 * self.history_limit)
+
+    async def load_item_messages(
         self, session_id: str | None = None, user_id: str | None = None
+    ) -> list[dict[str, str]]:
+        """Return the chat messages among the newest ``2 * history_limit`` items, oldest first.
+
+        An entry history of ``history_limit`` turns holds that many messages;
+        items that are no chat message (tool calls, ...) are read but
+        skipped, so the history may hold fewer. See :meth:`messages_from_items`.
+        """
+        return messages_from_items(await self._history_items(session_id, user_id))
+
+    def messages_from_items(self, items: Sequence[SessionItem]) -> list[dict[str, str]]:
+        """Return the chat messages among ``items`` as ``{"role", "content"}`` dicts, in order.
+
+        An item counts when it is a dict with a ``role`` of ``user``,
+        ``assistant``, ``system``, ``developer`` or ``model`` (which becomes
+        ``assistant``), no ``type`` other than ``"message"``, and a
+        ``content`` that is a str or a list of parts (a str, or a dict with a
+        str ``text``) whose texts are joined by newlines. Every other item is
+        skipped (see :mod:`sessionstore.item_messages`).
+        """
+        return messages_from_items(items)
+
+    async def build_context(
+        self,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        *,
+        source: Literal["entries", "items"] = "entries",
     ) -> SessionContext:
         r"""Return the history and graph context a prompt needs.
 
-        When the session's graph context is non-empty, ``formatted_history``
+        With ``source="entries"`` (the default) the history is the last
+        ``history_limit`` question/answer entries; with ``source="items"`` it
+        is :meth:`load_item_messages`, and ``formatted_history`` holds each
+        message as ``"<ROLE>: <content>\\n\\n"`` after the same header. When
+        the session's graph context is non-empty, ``formatted_history``
         starts with ``"Background knowledge from the knowledge graph:\\n<gc>\\n\\n"``.
+
+        Raises:
+            InvalidParameterError: bad ids, or ``source`` is neither
+                ``"entries"`` nor ``"items"``.
+
         """
         sid = self._sid(session_id)
-        entries, graph_context = await asyncio.gather(
-            self._history_entries(sid, user_id), self.store.get_graph_context(sid, user_id)
-        )
-        text = self.format_entries(entries)
+        if source == "items":
+            items, graph_context = await asyncio.gather(
+                self._history_items(sid, user_id), self.store.get_graph_context(sid, user_id)
+            )
+            history = messages_from_items(items)
+            text = format_messages(history)
+        elif source == "entries":
+            entries, graph_context = await asyncio.gather(
+                self._history_entries(sid, user_id), self.store.get_graph_context(sid, user_id)
+            )
+            history = self._messages(entries)
+            text = self.format_entries(entries)
+        else:
+            raise InvalidParameterError(f"source must be 'entries' or 'items', got {source!r}")
         if graph_context:
             text = GRAPH_PREFIX.format(graph_context) + text
         return SessionContext(
             session_id=sid,
-            history=self._messages(entries),
+            history=history,
             formatted_history=text,
             graph_context=graph_context,
         )

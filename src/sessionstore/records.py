@@ -2,10 +2,18 @@
 
 Entries and trace steps become JSON records through ``sessionstore.stored``;
 this module adds the session around them and validates dumps on import.
+
+Format ``sessionstore.session/2`` adds the item log (``"items"``: a list of
+``{"id", "data", "created_at"}`` with ``data`` the JSON value itself) and the
+session state (``"state"``: ``{"data": {...}, "revision": n}``). Dumps of
+format ``/1`` still import, as sessions without items and with no state.
 """
 
 from __future__ import annotations
 
+import json
+import reprlib
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,17 +21,34 @@ from typing import Any, Final
 
 from sessionstore.clock import from_micros
 from sessionstore.errors import InvalidParameterError
-from sessionstore.items import ItemRecord, StateRecord
+from sessionstore.items import (
+    MAX_REVISION,
+    ItemRecord,
+    StateRecord,
+    encode_changes,
+    encode_value,
+)
 from sessionstore.models import SessionQAEntry, SessionTraceStep, UsedGraphElementIds
 from sessionstore.stored import (
     entry_to_record,
     trace_to_record,
 )
-from sessionstore.validation import check_session_id, check_user_id, normalize_qa_id
+from sessionstore.validation import check_json, check_session_id, check_user_id, normalize_qa_id
 
-__all__ = ["EARLIEST_TIME", "EXPORT_FORMAT", "LATEST_TIME", "SessionData", "SessionRows"]
+__all__ = [
+    "EARLIEST_TIME",
+    "EXPORT_FORMAT",
+    "IMPORT_FORMATS",
+    "LATEST_TIME",
+    "SessionData",
+    "SessionRows",
+    "shown_id",
+]
 
-EXPORT_FORMAT = "sessionstore.session/1"
+EXPORT_FORMAT = "sessionstore.session/2"
+"""The format ``export_sessions`` writes."""
+IMPORT_FORMATS: Final = ("sessionstore.session/1", EXPORT_FORMAT)
+"""The formats ``import_sessions`` reads: ``/1`` has no items and no state."""
 
 EARLIEST_TIME: Final = from_micros(0)
 """The earliest time a dump may hold: the Unix epoch (Redis has no score for earlier)."""
@@ -60,6 +85,11 @@ class SessionData:
             "graph_context": self.graph_context,
             "entries": [entry_to_record(e) for e in self.entries],
             "trace_steps": [trace_to_record(t) for t in self.traces],
+            "items": [_item_to_dump(item) for item in self.items],
+            "state": {
+                "data": {k: json.loads(self.state.values[k]) for k in sorted(self.state.values)},
+                "revision": self.state.revision,
+            },
         }
 
     @classmethod
@@ -72,10 +102,10 @@ class SessionData:
         """
         if not isinstance(dump, Mapping):
             raise InvalidParameterError(f"a session dump must be a dict, got {type(dump)}")
-        if dump.get("format") != EXPORT_FORMAT:
+        if dump.get("format") not in IMPORT_FORMATS:
             raise InvalidParameterError(
-                f"unknown session dump format {dump.get('format')!r}; "
-                f"this version reads {EXPORT_FORMAT!r}"
+                f"unknown session dump format {reprlib.repr(dump.get('format'))}; "
+                f"this version reads {' and '.join(map(repr, IMPORT_FORMATS))}"
             )
         try:
             session_id = check_session_id(dump["session_id"])
@@ -86,6 +116,13 @@ class SessionData:
             entries = [_entry_from_dump(r, session_id, user_id) for r in _records(dump, "entries")]
             _check_unique((e.id for e in entries), "entry id")
             traces = [_trace_from_dump(r) for r in _records(dump, "trace_steps")]
+            _check_unique((t.trace_id for t in traces), "trace id")
+            items: list[ItemRecord] = []
+            state = StateRecord()
+            if dump["format"] != IMPORT_FORMATS[0]:
+                items = [_item_from_dump(r) for r in _records(dump, "items")]
+                _check_unique((i.id for i in items), "item id")
+                state = _state_from_dump(dump["state"])
             return cls(
                 session_id=session_id,
                 user_id=user_id,
@@ -94,6 +131,8 @@ class SessionData:
                 graph_context=graph_context,
                 entries=entries,
                 traces=traces,
+                items=items,
+                state=state,
             )
         except (KeyError, TypeError) as exc:
             raise InvalidParameterError(f"malformed session dump: {exc!r}") from exc
@@ -120,13 +159,21 @@ def _check_unique(ids: Iterable[str], what: str) -> None:
     seen: set[str] = set()
     for value in ids:
         if value in seen:
-            raise InvalidParameterError(f"{what} {value!r} appears twice in one session")
+            raise InvalidParameterError(
+                f"{what} {shown_id(value)} appears twice in one session; "
+                f"a session holds each {what} once"
+            )
         seen.add(value)
+
+
+def shown_id(value: str) -> str:
+    """Return an id for an error message: its ``repr``, cut after 100 characters."""
+    return repr(value) if len(value) <= 100 else repr(value[:100]) + "..."
 
 
 def _parse_time(value: object) -> datetime:
     if not isinstance(value, str):
-        raise InvalidParameterError(f"a time must be an ISO 8601 str, got {value!r}")
+        raise InvalidParameterError(f"a time must be an ISO 8601 str, got {reprlib.repr(value)}")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
@@ -160,6 +207,38 @@ def _entry_from_dump(
     fields["session_id"] = session_id
     fields["user_id"] = user_id
     return SessionQAEntry(**fields)
+
+
+def _item_to_dump(item: ItemRecord) -> dict[str, Any]:
+    return {"id": item.id, "data": json.loads(item.data), "created_at": item.created_at.isoformat()}
+
+
+def _item_from_dump(record: Mapping[str, Any]) -> ItemRecord:
+    item_id = record["id"]
+    normalized = normalize_qa_id(item_id) if isinstance(item_id, str) else None
+    if normalized is None:
+        raise InvalidParameterError(f"item id {reprlib.repr(item_id)} is not a UUID")
+    data = record["data"]
+    check_json(data, "item data", sys.maxsize)
+    return ItemRecord(normalized, encode_value(data), _parse_time(record["created_at"]))
+
+
+def _state_from_dump(state: object) -> StateRecord:
+    if not isinstance(state, Mapping):
+        raise InvalidParameterError(f"state must be a dict, got {type(state).__name__}")
+    data, revision = state["data"], state["revision"]
+    if not isinstance(data, Mapping):
+        raise InvalidParameterError(f"state data must be a dict, got {type(data).__name__}")
+    if isinstance(revision, bool) or not isinstance(revision, int):
+        raise InvalidParameterError(f"state revision must be an int, got {reprlib.repr(revision)}")
+    if not 0 <= revision <= MAX_REVISION:
+        raise InvalidParameterError(f"state revision must be from 0 to {MAX_REVISION}")
+    if revision == 0 and data:
+        raise InvalidParameterError("a state with data has a revision of at least 1")
+    values = encode_changes(data, "state data")
+    if any(v is None for v in values.values()):
+        raise InvalidParameterError("state data values must not be None")
+    return StateRecord({k: v for k, v in values.items() if v is not None}, revision)
 
 
 def _trace_from_dump(record: Mapping[str, Any]) -> SessionTraceStep:

@@ -8,7 +8,6 @@ never re-validates or re-formats.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
@@ -16,10 +15,11 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from sessionstore.backend_steps import BackendSteps
 from sessionstore.clock import now_utc
 from sessionstore.errors import InvalidParameterError, StoreError
+from sessionstore.item_methods import ItemMethods
 from sessionstore.keys import ALL_USERS, AllUsers, PageCursor, SessionKey
+from sessionstore.loop_lock import AnyLoopLock
 from sessionstore.models import (
     SessionPage,
     SessionQAEntry,
@@ -27,7 +27,8 @@ from sessionstore.models import (
     SessionTraceStep,
     UsedGraphElementIds,
 )
-from sessionstore.records import SessionData
+from sessionstore.observe import ObservedStore, check_otel_ids, check_slow_call_ms
+from sessionstore.records import SessionData, shown_id
 from sessionstore.validation import (
     DEFAULT_MAX_FIELD_BYTES,
     check_json,
@@ -44,8 +45,11 @@ from sessionstore.validation import (
 __all__ = ["ALL_USERS", "AllUsers", "PageCursor", "SessionKey", "SessionStore"]
 
 
-class SessionStore(BackendSteps):
-    """Conversation memory: per user and session, entries, a graph context, traces.
+class SessionStore(ObservedStore, ItemMethods):
+    """Conversation memory: per user and session, entries, a graph context, traces, items, state.
+
+    The item log and the states (``append_items``, ``update_state``, ...)
+    come from :class:`~sessionstore.item_methods.ItemMethods`.
 
     Use it as an async context manager, or call :meth:`open` (optional; the
     first call opens it) and :meth:`close`. Every method raises
@@ -58,16 +62,28 @@ class SessionStore(BackendSteps):
         ttl: seconds after its last write that a session expires; ``None``
             keeps sessions forever.
         max_field_bytes: the largest text field accepted, in UTF-8 bytes.
+        slow_call_ms: log a WARNING for each call that takes longer than
+            this many milliseconds; ``None`` (the default) logs none.
+        otel_ids: put the ids of each call in its OpenTelemetry span's
+            attributes, and error messages in its error events (by default
+            neither: they are user data). See ``docs/observability.md``.
 
     """
 
     def __init__(
-        self, *, ttl: float | None = None, max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES
+        self,
+        *,
+        ttl: float | None = None,
+        max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+        slow_call_ms: float | None = None,
+        otel_ids: bool = False,
     ) -> None:
         self.ttl: float | None = check_ttl(ttl)
         self.max_field_bytes: int = check_max_field_bytes(max_field_bytes)
+        self.slow_call_ms: float | None = check_slow_call_ms(slow_call_ms)
+        self.otel_ids: bool = check_otel_ids(otel_ids)
         self._state = "new"
-        self._open_lock = asyncio.Lock()
+        self._open_lock = AnyLoopLock()  # open/close from any loop and any thread
 
     # -- lifecycle -------------------------------------------------------
 
@@ -93,6 +109,7 @@ class SessionStore(BackendSteps):
             if self._state == "new":
                 await self._open()
                 self._state = "open"
+                self._log.info("opened %s", self.describe())
 
     async def close(self) -> None:
         """Release connections and files; calling it again does nothing."""
@@ -101,6 +118,7 @@ class SessionStore(BackendSteps):
             self._state = "closed"
             if was_open:
                 await self._close()
+                self._log.info("closed %s", self.describe())
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -266,7 +284,10 @@ class SessionStore(BackendSteps):
     # -- sessions --------------------------------------------------------
 
     async def delete_session(self, session_id: str, user_id: str | None) -> bool:
-        """Delete the session's entries, graph context and trace steps.
+        """Delete the session's entries, graph context, trace steps, items and state.
+
+        The user's and the app's states are left alone; the session's state
+        starts again at revision 0.
 
         Returns:
             ``True`` if any of them existed.
@@ -277,7 +298,7 @@ class SessionStore(BackendSteps):
         return await self._delete_session(key)
 
     async def prune(self) -> None:
-        """Delete every session of every user in this store's namespace only."""
+        """Delete every session, user state and app state in this store's namespace only."""
         await self._ready()
         await self._prune()
 
@@ -327,7 +348,19 @@ class SessionStore(BackendSteps):
     async def save_trace_step(
         self, session_id: str, user_id: str | None, step: SessionTraceStep
     ) -> str:
-        """Append a trace step (its ``created_at`` set to now); return its trace id."""
+        """Append a trace step (its ``created_at`` set to now); return its trace id.
+
+        A trace id is unique within its session: the same id in another
+        session is fine, and ids compare exactly, as strings.
+
+        Raises:
+            InvalidParameterError: ``step`` is not a SessionTraceStep, a field
+                is over ``max_field_bytes``, or the session already holds a
+                step with ``step.trace_id``; nothing is written then, and of
+                concurrent saves of one id exactly one succeeds.
+            StoreError: the backend failed.
+
+        """
         key = self._key(session_id, user_id)
         if not isinstance(step, SessionTraceStep):
             raise InvalidParameterError(
@@ -336,7 +369,12 @@ class SessionStore(BackendSteps):
         stamped = step.model_copy(update={"created_at": now_utc()})
         await self._ready()
         self._check_step_sizes(step)
-        await self._save_trace(key, stamped)
+        if not await self._save_trace(key, stamped):
+            raise InvalidParameterError(
+                f"session {shown_id(key.session_id)} already holds trace id "
+                f"{shown_id(step.trace_id)}; a trace id is unique within its session "
+                "(leave trace_id out to get a new UUID)"
+            )
         return step.trace_id
 
     async def read_trace_steps(
@@ -383,7 +421,7 @@ class SessionStore(BackendSteps):
         Each imported session replaces one with the same ids, all or nothing:
         the whole dump is checked before anything of the old session is
         replaced. Besides the rules of every field, a dump must hold each
-        entry id once, and its times must lie from
+        entry id, each trace id and each item id once, and its times must lie from
         :data:`~sessionstore.records.EARLIEST_TIME` (1970-01-01) to
         :data:`~sessionstore.records.LATEST_TIME` (2255-06-05).
 
@@ -426,6 +464,7 @@ class SessionStore(BackendSteps):
             self._check_step_sizes(step)
         if data.graph_context is not None:
             check_text(data.graph_context, "graph_context", self.max_field_bytes)
+        self._check_item_sizes(data.items, data.state)
         return data
 
     async def _import_one(self, dump: Mapping[str, Any]) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_JSON_INT_DIGITS",
     "MAX_LAST_N",
     "MAX_TTL",
+    "check_app_name",
     "check_json",
     "check_last_n",
     "check_limit",
@@ -87,6 +88,16 @@ def check_user_id(value: object) -> str | None:
     if value is None:
         return None
     return _check_id(value, "user_id")
+
+
+def check_app_name(value: object) -> str:
+    """Return ``value`` if it is a legal app name (the scope of app state): session-id rules.
+
+    Raises:
+        InvalidParameterError: as :func:`check_session_id`.
+
+    """
+    return _check_id(value, "app")
 
 
 def _check_encodable(value: str, name: str) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from sessionstore import (
+    ConflictError,
     InvalidParameterError,
     SessionQAUpdate,
     SessionStore,
@@ -22,7 +23,12 @@ from sessionstore import (
     open_store,
 )
 from sessionstore.backends.files import FileStore
-from sessionstore.backends.files.layout import decode_name, session_dir_name, user_dir_name
+from sessionstore.backends.files.layout import (
+    decode_name,
+    scope_dir_name,
+    session_dir_name,
+    user_dir_name,
+)
 from tests.writer_process import USER, Writer
 
 
@@ -229,6 +235,68 @@ async def test_corrupt_state_names_the_file(store: SessionStore, root: Path) -> 
     assert (root / "u-u" / "s-s" / "entries.jsonl").exists()
 
 
+# -- the trace id index ------------------------------------------------------------
+
+
+def _step(trace_id: str, origin: str = "f") -> SessionTraceStep:
+    return SessionTraceStep(trace_id=trace_id, origin_function=origin, status="ok")
+
+
+async def test_trace_ids_are_indexed_line_for_line(store: SessionStore, root: Path) -> None:
+    for trace_id in ("a", 'b\n"c"', "d\x00"):
+        await store.save_trace_step("s", "u", _step(trace_id))
+    session = root / "u-u" / "s-s"
+    index = (session / "trace_ids.jsonl").read_text("utf-8").splitlines()
+    assert [json.loads(line) for line in index] == ["a", 'b\n"c"', "d\x00"]
+    state = json.loads((session / "state.json").read_text())
+    assert state["trace_ids"]["lines"] == state["traces"]["lines"] == 3
+
+
+async def test_an_index_a_version_without_it_left_behind_is_made_again(
+    store: SessionStore, root: Path
+) -> None:
+    await store.save_trace_step("s", "u", _step("t1"))
+    await store.save_trace_step("s", "u", _step("t2"))
+    # A version without the index appends "t3": it keeps traces.jsonl and its
+    # committed size, and drops the key it does not know from state.json.
+    session = root / "u-u" / "s-s"
+    with (session / "traces.jsonl").open("ab") as f:
+        f.write(json.dumps({"trace_id": "t3", "origin_function": "old", "status": "ok"}).encode())
+        f.write(b"\n")
+    state = json.loads((session / "state.json").read_text())
+    size = (session / "traces.jsonl").stat().st_size
+    state["traces"].update(size=size, lines=3)
+    del state["trace_ids"]
+    (session / "state.json").write_text(json.dumps(state))
+
+    for trace_id in ("t1", "t3"):
+        with pytest.raises(InvalidParameterError):
+            await store.save_trace_step("s", "u", _step(trace_id, "again"))
+    await store.save_trace_step("s", "u", _step("t4"))
+    index = (session / "trace_ids.jsonl").read_text("utf-8").splitlines()
+    assert [json.loads(line) for line in index] == ["t1", "t2", "t3", "t4"]
+    assert not (session / "trace_ids.jsonl.torn").exists()  # an index is remade, not kept
+    steps = await store.read_trace_steps("s", "u")
+    assert [(s.trace_id, s.origin_function) for s in steps] == [
+        ("t1", "f"),
+        ("t2", "f"),
+        ("t3", "old"),
+        ("t4", "f"),
+    ]
+
+
+async def test_an_import_writes_the_index_of_its_steps(store: SessionStore, root: Path) -> None:
+    await store.save_trace_step("s", "u", _step("before"))
+    (dump,) = [d async for d in store.export_sessions()]
+    dump["trace_steps"] = [dict(dump["trace_steps"][0], trace_id=t) for t in ("x", "y")]
+    await store.import_sessions([dump])
+    index = (root / "u-u" / "s-s" / "trace_ids.jsonl").read_text("utf-8").splitlines()
+    assert [json.loads(line) for line in index] == ["x", "y"]
+    await store.save_trace_step("s", "u", _step("before"))
+    with pytest.raises(InvalidParameterError):
+        await store.save_trace_step("s", "u", _step("y"))
+
+
 # -- compaction ----------------------------------------------------------------
 
 
@@ -410,3 +478,187 @@ async def test_lines_stay_whole_and_numbered_after_sigkill(root: Path) -> None:
     numbers = [json.loads(line)["n"] for line in entries_file.read_bytes().splitlines()]
     assert numbers == sorted(set(numbers))
     assert len(numbers) >= 3 * 6
+
+
+# -- the item log and state -----------------------------------------------------------
+
+
+async def test_items_and_state_are_files_a_person_can_read(store: SessionStore, root: Path) -> None:
+    first, second = await store.append_items(
+        "chat-1", "alice", [{"role": "user", "content": "hi"}, [1.0, -0.0, 2**64 + 1]]
+    )
+    await store.update_state("chat-1", "alice", {"mode": "chat", "n": 1})
+    assert await store.delete_item("chat-1", "alice", first)
+    session = root / "u-alice" / "s-chat-1"
+    records = lines(session / "items.jsonl")
+    assert [(r["op"], r["id"]) for r in records] == [
+        ("add", first),
+        ("add", second),
+        ("delete", first),
+    ]
+    assert records[0]["data"] == {"role": "user", "content": "hi"}
+    assert records[1]["n"] > records[0]["n"]
+    # The item's JSON text is in the line as the store made it.
+    assert '"data":[1.0,-0.0,18446744073709551617]}' in (session / "items.jsonl").read_text()
+    assert json.loads((session / "values.json").read_text()) == {"mode": "chat", "n": 1}
+    state = json.loads((session / "state.json").read_text())
+    assert state["format"] == "sessionstore.files.session/2"
+    assert (state["item_count"], state["state_revision"]) == (1, 1)
+
+    await store.update_user_state("alice", {"theme": "dark"})
+    await store.update_app_state("my-app", {"flag": True})
+    user_scope = json.loads((root / "scoped" / "u-alice" / "scope.json").read_text())
+    assert user_scope == {
+        "format": "sessionstore.files.scope/1",
+        "kind": "user",
+        "name": "alice",
+        "revision": 1,
+        "values": {"theme": "dark"},
+    }
+    app_scope = json.loads((root / "scoped" / "a-my-app" / "scope.json").read_text())
+    assert (app_scope["kind"], app_scope["name"], app_scope["values"]) == (
+        "app",
+        "my-app",
+        {"flag": True},
+    )
+
+
+async def test_a_session_without_items_keeps_the_older_state_format(
+    store: SessionStore, root: Path
+) -> None:
+    # Versions before the item log read it; a session that uses items they would not.
+    await store.create_qa_entry("s", "u", "q", "a")
+    state = json.loads((root / "u-u" / "s-s" / "state.json").read_text())
+    assert state["format"] == "sessionstore.files.session/1"
+    assert "item_count" not in state
+    await store.append_items("s", "u", [1])
+    state = json.loads((root / "u-u" / "s-s" / "state.json").read_text())
+    assert state["format"] == "sessionstore.files.session/2"
+
+
+async def test_the_item_log_is_compacted_like_entries(store: SessionStore, root: Path) -> None:
+    ids = await store.append_items("s", "u", [{"i": i} for i in range(100)])
+    for item_id in ids[:60]:
+        assert await store.delete_item("s", "u", item_id)
+    popped = [await store.pop_item("s", "u") for _ in range(20)]
+    assert [p.id for p in popped if p is not None] == ids[80:][::-1]
+    path = root / "u-u" / "s-s" / "items.jsonl"
+    records = lines(path)
+    assert len(records) < 100  # dead lines were dropped
+    assert [i.id for i in await store.get_items("s", "u")] == ids[60:80]
+    adds = [r["n"] for r in records if r["op"] == "add"]
+    assert adds == sorted(adds)
+    assert not (path.parent / "items.jsonl.next").exists()
+    assert await store.clear_items("s", "u")
+    assert await store.count_items("s", "u") == 0
+    assert not (root / "u-u" / "s-s").exists()  # the session held nothing else
+    assert await store.append_items("s", "u", ["again"])
+    assert [i.data for i in await store.get_items("s", "u")] == ["again"]
+
+
+async def test_a_clear_is_a_record_until_compaction(store: SessionStore, root: Path) -> None:
+    await store.create_qa_entry("s", "u", "q", "a")
+    old = await store.append_items("s", "u", [1, 2])
+    assert await store.clear_items("s", "u")
+    new = await store.append_items("s", "u", [3])
+    ops = [r["op"] for r in lines(root / "u-u" / "s-s" / "items.jsonl")]
+    assert ops == ["add", "add", "clear", "add"]
+    assert [i.id for i in await store.get_items("s", "u")] == new
+    assert [i.id for i in await store.get_items("s", "u", 5)] == new
+    assert not await store.delete_item("s", "u", old[0])  # found before the clear: gone
+    assert await store.count_items("s", "u") == 1
+
+
+async def test_latest_items_read_only_the_tail(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "x" * 1000
+    for i in range(20):
+        await store.append_items(
+            "long", "u", [{"i": 100 * i + j, "text": text} for j in range(100)]
+        )
+    real_pread = os.pread
+    read: list[int] = []
+
+    def counting(fd: int, size: int, offset: int) -> bytes:
+        data = real_pread(fd, size, offset)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "pread", counting)
+    latest = await store.get_items("long", "u", 20)
+    assert [i.data["i"] for i in latest] == list(range(1980, 2000))
+    popped = await store.pop_item("long", "u")
+    assert popped is not None
+    assert popped.data["i"] == 1999
+    assert sum(read) <= 3 * 64 * 1024  # of a file over 2 MB
+
+
+async def test_a_torn_item_line_is_set_aside(store: SessionStore, root: Path) -> None:
+    ids = await store.append_items("s", "u", [1, 2])
+    session = root / "u-u" / "s-s"
+    torn = b'{"n":9,"op":"add","id":"0000'
+    with (session / "items.jsonl").open("ab") as f:
+        f.write(torn)
+    assert [i.id for i in await store.get_items("s", "u")] == ids
+    new = await store.append_items("s", "u", [3])
+    assert [i.id for i in await store.get_items("s", "u")] == [*ids, *new]
+    assert len(lines(session / "items.jsonl")) == 3
+    assert (session / "items.jsonl.torn").read_bytes() == torn
+
+
+async def test_a_refused_first_write_leaves_no_directory(store: SessionStore, root: Path) -> None:
+    with pytest.raises(ConflictError):
+        await store.append_items("s", "u", [1], expected_revision=3)
+    with pytest.raises(ConflictError):
+        await store.update_user_state("u", {"k": 1}, expected_revision=3)
+    assert not (root / "u-u" / "s-s").exists()
+    assert not (root / "scoped" / "u-u").exists()
+    assert (await store.list_sessions("u")).items == []
+
+
+async def test_long_app_names_get_hashed_scope_directories(store: SessionStore, root: Path) -> None:
+    long_name = "😀" * 256
+    await store.update_app_state(long_name, {"k": 1})
+    await store.update_app_state("😀" * 255 + "😃", {"k": 2})
+    [first, second] = sorted((root / "scoped").iterdir())
+    assert first.name.startswith("ah-")
+    assert second.name.startswith("ah-")
+    assert (await store.get_app_state(long_name)).data == {"k": 1}
+    # A scope file that names another scope (moved by hand) is refused, not read.
+    scope = root / "scoped" / scope_dir_name("app", long_name) / "scope.json"
+    other = root / "scoped" / scope_dir_name("app", "😀" * 255 + "😃") / "scope.json"
+    scope.write_bytes(other.read_bytes())
+    with pytest.raises(StoreError, match="not the app state"):
+        await store.get_app_state(long_name)
+
+
+async def test_prune_removes_user_and_app_states(store: SessionStore, root: Path) -> None:
+    await store.update_user_state("alice", {"k": 1})
+    await store.update_user_state(None, {"k": 1})
+    await store.update_app_state("my-app", {"k": 1})
+    (root / "scoped" / "notes.txt").write_text("mine")
+    await store.prune()
+    assert sorted(p.name for p in (root / "scoped").iterdir()) == ["notes.txt"]
+    assert (await store.get_user_state("alice")).revision == 0
+    assert (await store.get_app_state("my-app")).revision == 0
+
+
+async def test_item_groups_stay_whole_after_sigkill(root: Path) -> None:
+    url = f"file://{root}"
+    writer = await Writer.start(url, "shared", "w", 0, items=True)
+    acknowledged = [(await writer.line()).split(",") for _ in range(20)]
+    acknowledged += [line.split(",") for line in await writer.kill()]
+    async with open_store(url) as store:
+        after = await store.append_items("shared", USER, ["after the kill"])
+        items = await store.get_items("shared", USER)
+    ids = [i.id for i in items]
+    assert ids[-1:] == after
+    position = {item_id: n for n, item_id in enumerate(ids)}
+    for group in acknowledged:  # every acknowledged group is there, whole
+        start = position[group[0]]
+        assert [position[item_id] for item_id in group] == [start, start + 1, start + 2]
+    assert len(ids) % 3 == 1  # groups whole: no torn group was adopted
+    log = root / user_dir_name(USER) / session_dir_name("shared") / "items.jsonl"
+    numbers = [json.loads(line)["n"] for line in log.read_bytes().splitlines()]
+    assert numbers == sorted(set(numbers))

@@ -31,15 +31,25 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
-from sessionstore import SessionQAUpdate, SessionStore, SessionTraceStep, StoreError, open_store
+from sessionstore import (
+    InvalidParameterError,
+    SessionQAUpdate,
+    SessionStore,
+    SessionTraceStep,
+    StoreError,
+    open_store,
+)
 from sessionstore.clock import set_clock
 
 ROOT = Path(__file__).resolve().parents[2]
 S, U = "s", "u"
 SESSION = Path("u-u") / "s-s"  # where (S, U) lives under a root
+APP = "app"
+SCOPE = Path("scoped") / "u-u"  # where U's user state lives under a root
 
 # -- the sessions the crash tests start from and write -----------------------------
 
@@ -86,24 +96,65 @@ def _dump(entries: range, traces: list[str], graph: str | None, when: datetime) 
 
 # 40 entries, 15 of them deleted: the 16th delete is the one that compacts
 # (32 dead lines outnumbering the 24 live ones), leaving 24 where there were 25.
+# The session's user has a user state too (``prepare``).
 OLD_DUMP = _dump(range(1, 41), ["t1", "t2"], "old graph", T_SETUP)
+# It holds OLD_ITEMS items and a state at revision 1 as well.
+OLD_ITEMS = 40
+OLD_DUMP.update(
+    format="sessionstore.session/2",
+    items=[
+        {
+            "id": _id(1000 + n),
+            "data": {"n": n, "text": f"item {n}"},
+            "created_at": T_SETUP.isoformat(),
+        }
+        for n in range(OLD_ITEMS)
+    ],
+    state={"data": {"mode": "old", "gone": 1}, "revision": 1},
+)
 DELETED_BEFORE = [_id(n) for n in range(1, 16)]
 DOOMED = _id(16)
 NEW_DUMP = _dump(range(101, 104), ["t9"], None, T_WRITE)
 SOME_IDS = [_id(n) for n in (1, 16, 17, 40, 101, 103)]  # deleted, doomed, live, imported
 
+
+async def _append_turn(store: SessionStore) -> None:
+    # The same item ids in every child, so that every crash compares with one new state.
+    numbers = itertools.count(5000)
+    with mock.patch.object(uuid, "uuid4", side_effect=lambda: uuid.UUID(int=next(numbers))):
+        await store.append_turn(
+            S,
+            U,
+            [{"role": "user", "content": "hi"}, [1.0, -0.0]],
+            state={"mode": "new", "gone": None},
+        )
+
+
 COMPACTING = "compacting delete"
+FIRST_INDEXED = "save trace step, the first since the trace id index"
 # The writes that crash: each changes several files, or (the trace step) is
 # the plain append-then-commit the others start with.
 WRITES: dict[str, Callable[[SessionStore], Awaitable[object]]] = {
     COMPACTING: lambda store: store.delete_qa_entry(S, U, DOOMED),
+    # items appended and the state's values.json replaced, in one commit
+    "append a turn": _append_turn,
+    "update state": lambda store: store.update_state(S, U, {"mode": "new"}, expected_revision=1),
+    "pop item": lambda store: store.pop_item(S, U),
+    # a clear record, then items.jsonl compacted (its dead lines dominate)
+    "clear items": lambda store: store.clear_items(S, U),
+    "update user state": lambda store: store.update_user_state(U, {"theme": "new"}),
     "set graph context": lambda store: store.set_graph_context(S, U, "new graph"),
     "import over the session": lambda store: store.import_sessions([NEW_DUMP]),
     "delete session": lambda store: store.delete_session(S, U),
     "save trace step": lambda store: store.save_trace_step(
         S, U, SessionTraceStep(trace_id="t3", origin_function="g", status="ok")
     ),
+    # In a session written before trace_ids.jsonl existed: the index is made.
+    FIRST_INDEXED: lambda store: store.save_trace_step(
+        S, U, SessionTraceStep(trace_id="t3", origin_function="g", status="ok")
+    ),
 }
+
 
 # -- the crashing child ---------------------------------------------------------------
 
@@ -254,6 +305,13 @@ async def prepare(root: Path, write: str) -> None:
             await store.import_sessions([OLD_DUMP])
             for qa_id in DELETED_BEFORE if write == COMPACTING else ():
                 assert await store.delete_qa_entry(S, U, qa_id)
+            await store.update_user_state(U, {"theme": "old"})
+    if write == FIRST_INDEXED:  # as a version without the index left the session
+        state = root / SESSION / "state.json"
+        older = json.loads(state.read_bytes())
+        del older["trace_ids"]
+        state.write_text(json.dumps(older))
+        (root / SESSION / "trace_ids.jsonl").unlink()
 
 
 def _plain(value: Any) -> Any:
@@ -274,6 +332,11 @@ async def observe(root: Path) -> dict[str, Any]:
             "traces_last": [_plain(t) for t in await store.read_trace_steps(S, U, 1)],
             "listed": [_plain(i) for i in (await store.list_sessions(U)).items],
             "exported": [d async for d in store.export_sessions()],
+            "items": [_plain(i) for i in await store.get_items(S, U)],
+            "items_last": [_plain(i) for i in await store.get_items(S, U, 3)],
+            "item_count": await store.count_items(S, U),
+            "state": _plain(await store.get_state(S, U)),
+            "user_state": _plain(await store.get_user_state(U)),
         }
 
 
@@ -314,6 +377,21 @@ async def test_a_crash_at_any_point_leaves_the_old_state_or_the_new(
             assert await store.get_graph_context(S, U) == seen["graph"]
             traces = await store.read_trace_steps(S, U)
             assert [_plain(t) for t in traces] == seen["traces"]
+            item_id = (await store.append_items(S, U, ["after the crash"]))[0]
+            ids = [i.id for i in await store.get_items(S, U)]
+            assert ids == [i["id"] for i in seen["items"]] + [item_id]
+            assert _plain(await store.get_state(S, U)) == seen["state"]
+            revision = seen["user_state"]["revision"]
+            await store.update_user_state(U, {"after": True}, expected_revision=revision)
+            # Each trace id the reads saw is taken, and no other.
+            seen_ids = {t["trace_id"] for t in seen["traces"]}
+            for trace_id in ("t1", "t3", "t9"):
+                step = SessionTraceStep(trace_id=trace_id, origin_function="h", status="ok")
+                if trace_id in seen_ids:
+                    with pytest.raises(InvalidParameterError):
+                        await store.save_trace_step(S, U, step)
+                else:
+                    await store.save_trace_step(S, U, step)
         leftovers = [p.name for p in (root / SESSION).iterdir() if p.name.endswith(".next")]
         assert leftovers == [], f"crash point {point} of {write!r} left {leftovers}"
     else:
@@ -335,6 +413,11 @@ CALLS: dict[str, Callable[[SessionStore], Awaitable[object]]] = {
     "read_trace_steps": lambda store: store.read_trace_steps(S, U),
     "list_sessions": lambda store: store.list_sessions(U),
     "export_sessions": lambda store: _collect(store.export_sessions()),
+    "get_items": lambda store: store.get_items(S, U, 2),
+    "count_items": lambda store: store.count_items(S, U),
+    "get_state": lambda store: store.get_state(S, U),
+    "get_user_state": lambda store: store.get_user_state(U),
+    "get_app_state": lambda store: store.get_app_state(APP),
     # writes
     "create_qa_entry": lambda store: store.create_qa_entry(S, U, "q", "a"),
     "update_qa_entry": lambda store: store.update_qa_entry(
@@ -345,10 +428,20 @@ CALLS: dict[str, Callable[[SessionStore], Awaitable[object]]] = {
     "save_trace_step": lambda store: store.save_trace_step(
         S, U, SessionTraceStep(origin_function="f", status="ok")
     ),
+    "append_items": lambda store: store.append_items(S, U, ["new"], state={"k": 1}),
+    "pop_item": lambda store: store.pop_item(S, U),
+    "delete_item": lambda store: store.delete_item(S, U, _id(1000)),
+    "clear_items": lambda store: store.clear_items(S, U),
+    "update_state": lambda store: store.update_state(S, U, {"k": 2}),
+    "update_user_state": lambda store: store.update_user_state(U, {"k": 1}),
+    "update_app_state": lambda store: store.update_app_state(APP, {"k": 1}),
     "delete_session": lambda store: store.delete_session(S, U),
     "import_sessions": lambda store: store.import_sessions([NEW_DUMP]),  # replaces the files
 }
 EVERY_CALL = frozenset(CALLS)
+USER_STATE_CALLS = frozenset({"get_user_state", "update_user_state"})
+SCOPED_CALLS = USER_STATE_CALLS | {"get_app_state", "update_app_state"}
+SESSION_CALLS = EVERY_CALL - SCOPED_CALLS  # the calls that open the session's directory
 ENTRY_READS = {"get_latest_qa_entries", "get_all_qa_entries", "get_qa_entry", "latest_qa_id"}
 # The writes that repair the session's files first (an import replaces them whole).
 REPAIRING = {
@@ -357,6 +450,11 @@ REPAIRING = {
     "delete_qa_entry",
     "set_graph_context",
     "save_trace_step",
+    "append_items",
+    "pop_item",
+    "delete_item",
+    "clear_items",
+    "update_state",
     "delete_session",
 }
 # delete_session removes what it finds (links too, never their targets), so
@@ -367,10 +465,10 @@ COMMITTING = REPAIRING - {"delete_session"}
 # to another store's root, outside this one), and the calls that must refuse
 # it; every other call may succeed, as long as it does not follow the link.
 PLANTS: dict[str, tuple[Path, Path, frozenset[str]]] = {
-    "user directory": (Path("u-u"), Path("u-u"), EVERY_CALL),
-    "session directory": (SESSION, SESSION, EVERY_CALL),
-    "state.json": (SESSION / "state.json", SESSION / "state.json", EVERY_CALL),
-    "lock file": (SESSION / ".lock", SESSION / ".lock", EVERY_CALL - {"list_sessions"}),
+    "user directory": (Path("u-u"), Path("u-u"), SESSION_CALLS),
+    "session directory": (SESSION, SESSION, SESSION_CALLS),
+    "state.json": (SESSION / "state.json", SESSION / "state.json", SESSION_CALLS),
+    "lock file": (SESSION / ".lock", SESSION / ".lock", SESSION_CALLS - {"list_sessions"}),
     "entries.jsonl": (
         SESSION / "entries.jsonl",
         SESSION / "entries.jsonl",
@@ -386,6 +484,19 @@ PLANTS: dict[str, tuple[Path, Path, frozenset[str]]] = {
         SESSION / "graph.json",
         frozenset({"get_graph_context", "export_sessions", *REPAIRING}),
     ),
+    "items.jsonl": (
+        SESSION / "items.jsonl",
+        SESSION / "items.jsonl",
+        frozenset({"get_items", "export_sessions", *REPAIRING}),
+    ),
+    "values.json": (
+        SESSION / "values.json",
+        SESSION / "values.json",
+        frozenset({"get_state", "export_sessions", *REPAIRING}),
+    ),
+    "scoped directory": (Path("scoped"), Path("scoped"), SCOPED_CALLS),
+    "scope directory": (SCOPE, SCOPE, USER_STATE_CALLS),
+    "scope.json": (SCOPE / "scope.json", SCOPE / "scope.json", USER_STATE_CALLS),
     # A temp file's name is known in advance: writing it must not truncate a target.
     "state.json.tmp": (SESSION / "state.json.tmp", SESSION / "state.json", frozenset(COMMITTING)),
     # Where a torn tail is moved (the root's entries.jsonl has one): never appended through.
@@ -393,6 +504,11 @@ PLANTS: dict[str, tuple[Path, Path, frozenset[str]]] = {
         SESSION / "entries.jsonl.torn",
         SESSION / "entries.jsonl",
         frozenset(REPAIRING),
+    ),
+    "scope.json.tmp": (
+        SCOPE / "scope.json.tmp",
+        SCOPE / "scope.json",
+        frozenset({"update_user_state"}),
     ),
 }
 
@@ -421,6 +537,8 @@ async def _fill(root: Path) -> None:
     async with open_store(f"file://{root}") as store:
         await store.import_sessions([OLD_DUMP])
         await store.create_qa_entry("other", U, "q", "a")  # a neighbour, for prune
+        await store.update_user_state(U, {"theme": "old"})
+        await store.update_app_state(APP, {"flag": True})
 
 
 @pytest.mark.parametrize("plant", sorted(PLANTS))
@@ -450,7 +568,7 @@ async def test_links_inside_the_root_are_refused_never_followed(plant: str, tmp_
     assert must_refuse <= set(refusals), f"not refused: {sorted(must_refuse - set(refusals))}"
     for name, message in refusals.items():
         assert str(planted) in message, f"{name}: {message}"
-    if plant in {"user directory", "session directory"}:
+    if plant in {"user directory", "session directory", "scoped directory", "scope directory"}:
         assert "prune" in refusals  # it leaves the link, and says so
     async with open_store(f"file://{outside}") as other:
         assert await other.count_qa_entries(S, U) == 40

@@ -106,16 +106,42 @@ async def test_layout_uses_a_sorted_order_and_one_hash_of_entries(
     )
     keys = session_keys(prefix, SessionKey("a:b {c}*😀", None))
     types = {name: (await raw.type(name)).decode() for name in [*keys.session, keys.index]}
-    assert types == {
+    written = {name: kind for name, kind in types.items() if kind != "none"}
+    assert written == {
         keys.meta: "hash",
         keys.order: "zset",
         keys.entries: "hash",
         keys.traces: "list",
+        keys.trace_ids: "set",
         keys.index: "zset",
     }
     assert await raw.hlen(keys.entries) == 3
     assert [s for _, s in await raw.zrange(keys.order, 0, -1, withscores=True)] == [1, 2, 3]
-    assert await _keys(raw, f"{prefix}:*") == sorted([*keys.session, keys.index])
+    assert await _keys(raw, f"{prefix}:*") == sorted(written)
+
+
+async def test_trace_ids_of_a_session_written_before_they_were_kept_are_found(
+    store: RedisStore, raw: redis_asyncio.Redis, prefix: str
+) -> None:
+    # Sessions written by a version without the trace_ids set hold steps but no
+    # set: the first save makes it from the steps, reading each id exactly.
+    ids = ["t1", 'x","origin_function":"y', "a\x00b", "\\", "\u00e9\U0001f600"]
+    for trace_id in ids:
+        await store.save_trace_step(
+            "s", "u", SessionTraceStep(trace_id=trace_id, origin_function="f", status="ok")
+        )
+    keys = session_keys(prefix, SessionKey("s", "u"))
+    assert await raw.delete(keys.trace_ids) == 1
+    for trace_id in ids:
+        with pytest.raises(InvalidParameterError):
+            await store.save_trace_step(
+                "s", "u", SessionTraceStep(trace_id=trace_id, origin_function="g", status="ok")
+            )
+    assert await raw.smembers(keys.trace_ids) == {t.encode() for t in ids}
+    await store.save_trace_step(
+        "s", "u", SessionTraceStep(trace_id="new", origin_function="f", status="ok")
+    )
+    assert [s.trace_id for s in await store.read_trace_steps("s", "u")] == [*ids, "new"]
 
 
 async def test_update_merges_one_entry_exactly(store: RedisStore) -> None:
@@ -143,8 +169,10 @@ async def test_every_write_sets_pexpire_on_every_key_and_reads_do_not(
         await store.save_trace_step("s", "u", SessionTraceStep(origin_function="f", status="ok"))
         keys = session_keys(prefix, SessionKey("s", "u"))
         names = [*keys.session, keys.index]
-        ttls = [await raw.pttl(name) for name in names]
-        assert all(95_000 < t <= 100_000 for t in ttls), ttls
+        ttls = {name: await raw.pttl(name) for name in names}
+        existing = {name: ttl for name, ttl in ttls.items() if ttl != -2}  # -2: no such key
+        assert keys.trace_ids in existing
+        assert all(95_000 < t <= 100_000 for t in existing.values()), ttls
         await raw.pexpire(keys.meta, 50_000)
         await store.get_all_qa_entries("s", "u")
         await store.list_sessions("u")

@@ -196,7 +196,7 @@ async def _execute(store: SQLStore, sql: str) -> None:
 
 
 async def test_migration_is_recorded_and_idempotent(store: SQLStore) -> None:
-    assert await _scalar(store, f"SELECT version FROM {store.tables.version}") == 1
+    assert await _scalar(store, f"SELECT version FROM {store.tables.version}") == SCHEMA_VERSION
     await store.migrate()
     assert await _scalar(store, f"SELECT COUNT(*) FROM {store.tables.version}") == 1
 
@@ -368,6 +368,8 @@ APPLICATION_TABLES = {
     "entries": "CREATE TABLE entries (id INT PRIMARY KEY, note VARCHAR(100))",
     "sessions": "CREATE TABLE sessions (id INT PRIMARY KEY, user_key VARCHAR(100))",
     "trace_steps": "CREATE TABLE trace_steps (id INT PRIMARY KEY, step VARCHAR(100))",
+    "items": "CREATE TABLE items (id INT PRIMARY KEY, data VARCHAR(100))",
+    "scoped_states": "CREATE TABLE scoped_states (id INT PRIMARY KEY, state VARCHAR(100))",
     # Our version table's very shape, holding the application's own row.
     "schema_version": "CREATE TABLE schema_version (id INT PRIMARY KEY, version INT NOT NULL)",
 }
@@ -420,7 +422,7 @@ async def test_a_migration_that_stopped_halfway_is_finished(url: str) -> None:
         await _execute(store, f"UPDATE {store.tables.version} SET version = 0")
     async with SQLStore.from_url(url) as store:
         await store.save_trace_step("s", "u", SessionTraceStep(origin_function="f", status="ok"))
-        assert await _scalar(store, f"SELECT version FROM {store.tables.version}") == 1
+        assert await _scalar(store, f"SELECT version FROM {store.tables.version}") == SCHEMA_VERSION
 
 
 # -- a missing dependency -----------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from sessionstore.backends.sql import SQLStore
 from sessionstore.backends.sql.engine import is_retryable
+from sessionstore.backends.sql.schema import SCHEMA_VERSION
 from sessionstore.store import SessionKey
 from tests.backends.sql_fixtures import SERVERS, drop_namespace
 from tests.servers import server_url
@@ -72,7 +73,7 @@ async def test_two_processes_migrate_an_empty_database_at_once(url: str) -> None
         assert await store.count_qa_entries("shared", "u") == 2
         async with store._get_engine().connect() as conn:
             version = await conn.scalar(text(f"SELECT version FROM {store.tables.version}"))
-        assert version == 1
+        assert version == SCHEMA_VERSION
 
 
 async def _connection_ids(store: SQLStore) -> list[Any]:

@@ -201,7 +201,7 @@ def _export_lines(cli: InvokeCli, db_url: str) -> list[str]:
     [
         (lambda line: line[:-5], "line 3: not valid JSON"),
         (lambda line: "[1, 2]", "line 3: expected one session as a JSON object, got list"),
-        (lambda line: line.replace('"sessionstore.session/1"', '"v9"'), "line 3: unknown"),
+        (lambda line: line.replace('"sessionstore.session/2"', '"v9"'), "line 3: unknown"),
         (lambda line: line.replace('"feedback_score": 5', '"feedback_score": 7'), "line 3: "),
         (lambda line: line.replace('"session_id": "', '"session_id": 1, "x": "'), "line 3: "),
     ],

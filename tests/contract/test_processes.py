@@ -43,6 +43,40 @@ async def test_processes_appending_at_once_lose_nothing(
         assert mine == [f"p{n}:{i}" for i in range(EACH)]
 
 
+async def test_processes_appending_item_groups_keep_each_group_whole(
+    store_url: str, make_store: MakeStore
+) -> None:
+    writers = [
+        await Writer.start(store_url, S, f"p{n}", EACH // 2, barrier=True, items=True)
+        for n in range(PROCESSES)
+    ]
+    for writer in writers:
+        assert await writer.line() == "ready"
+    for writer in writers:
+        await writer.go()
+    groups = {w.tag: [line.split(",") for line in await w.finish()] for w in writers}
+
+    store = await make_store()
+    items = await store.get_items(S, USER)
+    assert len(items) == PROCESSES * EACH // 2 * 3
+    assert await store.count_items(S, USER) == len(items)
+    assert [i.item_count for i in (await store.list_sessions(USER)).items] == [len(items)]
+    position = {item.id: n for n, item in enumerate(items)}
+    assert len(position) == len(items)
+    for tag, acknowledged in groups.items():
+        assert len(acknowledged) == EACH // 2
+        for i, ids in enumerate(acknowledged):  # each group contiguous, complete, in order
+            start = position[ids[0]]
+            assert [position[item_id] for item_id in ids] == [start, start + 1, start + 2]
+            assert [items[start + k].data for k in range(3)] == [
+                {"tag": tag, "i": i, "k": k} for k in range(3)
+            ]
+        starts = [position[ids[0]] for ids in acknowledged]
+        assert starts == sorted(starts)
+    # Every reader agrees on the one order.
+    assert [i.id for i in await store.get_items(S, USER, 9)] == [i.id for i in items[-9:]]
+
+
 async def test_sigkill_during_writes_loses_no_acknowledged_entry(
     make_store: MakeStore, store_url: str
 ) -> None:

@@ -2,7 +2,9 @@
 
 Each store is private. Every step runs without awaiting, so each call is
 atomic with respect to other tasks on the event loop. Sessions are kept by
-user, so ``list_sessions`` reads only that user's.
+user, so ``list_sessions`` reads only that user's. Items and states are kept
+as the JSON text the store made (:mod:`sessionstore.items`); user and app
+states live beside the sessions, keyed by their :class:`StateScope`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from sessionstore.clock import now_utc
+from sessionstore.items import ItemRecord, StateRecord, StateScope, apply_changes, check_revision
 from sessionstore.keys import select_page
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
 from sessionstore.records import SessionData
@@ -32,13 +35,25 @@ class _Session:
     entries: dict[str, SessionQAEntry] = field(default_factory=dict)
     graph_context: str | None = None
     traces: list[SessionTraceStep] = field(default_factory=list)
+    trace_ids: set[str] = field(default_factory=set)  # a trace id is unique per session
+    # Insertion-ordered too: the order of the appends.
+    items: dict[str, ItemRecord] = field(default_factory=dict)
+    state: StateRecord = field(default_factory=StateRecord)
 
     def is_empty(self) -> bool:
-        return not self.entries and not self.traces and self.graph_context is None
+        return (
+            not self.entries
+            and not self.traces
+            and self.graph_context is None
+            and not self.items
+            and self.state.revision == 0
+        )
 
 
 class MemoryStore(SessionStore):
     """Keeps everything in this process's memory; gone when the store is."""
+
+    _db_system_name = "sessionstore.memory"  # OpenTelemetry's db.system.name
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -52,9 +67,11 @@ class MemoryStore(SessionStore):
 
     async def _open(self) -> None:
         self._users: dict[str | None, dict[str, _Session]] = {}
+        self._scoped: dict[StateScope, StateRecord] = {}
 
     async def _close(self) -> None:
         self._users.clear()
+        self._scoped.clear()
 
     def _drop(self, key: SessionKey) -> _Session | None:
         """Remove a session (and its user, once empty); return it if it was there."""
@@ -70,6 +87,7 @@ class MemoryStore(SessionStore):
         expires_at = None if session is None else session.expires_at
         if expires_at is not None and expires_at <= now_utc():
             self._drop(key)
+            self._log.debug("dropped 1 expired session of %s", self.describe())
             return None
         return session
 
@@ -138,6 +156,7 @@ class MemoryStore(SessionStore):
 
     async def _prune(self) -> None:
         self._users.clear()
+        self._scoped.clear()
 
     async def _list_sessions(
         self, user_id: str | None, limit: int, after: PageCursor | None
@@ -151,6 +170,7 @@ class MemoryStore(SessionStore):
                 created_at=session.created_at,
                 updated_at=session.updated_at,
                 qa_count=len(session.entries),
+                item_count=len(session.items),
             )
             for key, session in live
         )
@@ -163,14 +183,110 @@ class MemoryStore(SessionStore):
     async def _set_graph_context(self, key: SessionKey, context: str) -> None:
         self._write(key).graph_context = context
 
-    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
-        self._write(key).traces.append(step)
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> bool:
+        session = self._live(key)
+        if session is not None and step.trace_id in session.trace_ids:
+            return False
+        session = self._write(key)
+        session.traces.append(step)
+        session.trace_ids.add(step.trace_id)
+        return True
 
     async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
         session = self._live(key)
         if session is None:
             return []
         return list(session.traces if last_n is None else session.traces[-last_n:])
+
+    # -- item log and state ----------------------------------------------------
+
+    def _merged(
+        self, current: StateRecord, changes: dict[str, str | None], expected: int | None
+    ) -> StateRecord:
+        """Return ``current`` after ``changes``; ConflictError or InvalidParameterError first."""
+        check_revision(current.revision, expected)
+        values = apply_changes(current.values, changes, self.max_field_bytes)
+        return StateRecord(values, current.revision + 1)
+
+    async def _append_items(
+        self,
+        key: SessionKey,
+        items: list[ItemRecord],
+        changes: dict[str, str | None] | None,
+        expected_revision: int | None,
+    ) -> int:
+        live = self._live(key)
+        state = StateRecord() if live is None else live.state
+        if changes is not None:
+            state = self._merged(state, changes, expected_revision)
+        else:
+            check_revision(state.revision, expected_revision)
+        session = self._write(key)  # nothing can fail from here on
+        session.items.update((item.id, item) for item in items)
+        session.state = state
+        return state.revision
+
+    async def _items(self, key: SessionKey, last_n: int | None) -> list[ItemRecord]:
+        session = self._live(key)
+        if session is None:
+            return []
+        if last_n is None:
+            return list(session.items.values())
+        return list(itertools.islice(reversed(session.items.values()), last_n))[::-1]
+
+    async def _pop_item(self, key: SessionKey) -> ItemRecord | None:
+        live = self._live(key)
+        if live is None or not live.items:
+            return None
+        session = self._write(key)
+        _, item = session.items.popitem()
+        self._end_if_empty(key, session)
+        return item
+
+    async def _delete_item(self, key: SessionKey, item_id: str) -> bool:
+        live = self._live(key)
+        if live is None or item_id not in live.items:
+            return False
+        session = self._write(key)
+        del session.items[item_id]
+        self._end_if_empty(key, session)
+        return True
+
+    async def _count_items(self, key: SessionKey) -> int:
+        session = self._live(key)
+        return 0 if session is None else len(session.items)
+
+    async def _clear_items(self, key: SessionKey) -> bool:
+        live = self._live(key)
+        if live is None or not live.items:
+            return False
+        session = self._write(key)
+        session.items.clear()
+        self._end_if_empty(key, session)
+        return True
+
+    async def _update_state(
+        self, key: SessionKey, changes: dict[str, str | None], expected_revision: int | None
+    ) -> StateRecord:
+        live = self._live(key)
+        state = self._merged(live.state if live else StateRecord(), changes, expected_revision)
+        self._write(key).state = state
+        return state
+
+    async def _get_state(self, key: SessionKey) -> StateRecord:
+        session = self._live(key)
+        return StateRecord() if session is None else session.state
+
+    async def _scoped_state(self, scope: StateScope) -> StateRecord:
+        return self._scoped.get(scope, StateRecord())
+
+    async def _update_scoped_state(
+        self, scope: StateScope, changes: dict[str, str | None], expected_revision: int | None
+    ) -> StateRecord:
+        current = self._scoped.get(scope, StateRecord())
+        state = self._merged(current, changes, expected_revision)
+        self._scoped[scope] = state
+        return state
 
     async def _session_keys(self, user_filter: str | AllUsers | None) -> AsyncIterator[SessionKey]:
         users = list(self._users) if isinstance(user_filter, AllUsers) else [user_filter]
@@ -190,6 +306,8 @@ class MemoryStore(SessionStore):
             graph_context=session.graph_context,
             entries=list(session.entries.values()),
             traces=list(session.traces),
+            items=list(session.items.values()),
+            state=session.state,
         )
 
     async def _write_session(self, data: SessionData) -> None:
@@ -201,6 +319,9 @@ class MemoryStore(SessionStore):
             entries={entry.id: entry for entry in data.entries},
             graph_context=data.graph_context,
             traces=list(data.traces),
+            trace_ids={step.trace_id for step in data.traces},
+            items={item.id: item for item in data.items},
+            state=data.state,
         )
         self._drop(key)
         if not session.is_empty():

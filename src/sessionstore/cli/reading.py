@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,13 @@ from sessionstore.cli.output import (
 )
 from sessionstore.cli.runtime import JsonOption, UserOption, opened, run, state_of
 from sessionstore.errors import InvalidParameterError, MissingDependencyError, NotFoundError
-from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
+from sessionstore.models import (
+    SessionInfo,
+    SessionItem,
+    SessionQAEntry,
+    SessionState,
+    SessionTraceStep,
+)
 from sessionstore.store import SessionStore
 from sessionstore.stored import entry_to_record, trace_to_record
 from sessionstore.urls import open_store
@@ -67,6 +74,7 @@ def _session_row(info: SessionInfo) -> dict[str, Any]:
         "created_at": info.created_at.isoformat(),
         "updated_at": info.updated_at.isoformat(),
         "qa_count": info.qa_count,
+        "item_count": info.item_count,
     }
 
 
@@ -107,12 +115,14 @@ def list_sessions(
     table = Table(title=Text(f"Sessions of {user_label(user)}"), title_justify="left")
     table.add_column("session")
     table.add_column("entries", justify="right")
+    table.add_column("items", justify="right")
     table.add_column("created (UTC)")
     table.add_column("last activity (UTC)")
     for info in infos:
         table.add_row(
             plain(info.session_id, keep_newlines=False),
             str(info.qa_count),
+            str(info.item_count),
             when(info.created_at),
             when(info.updated_at),
         )
@@ -121,9 +131,28 @@ def list_sessions(
         console.print(Text(f"More sessions exist; raise --limit (now {limit}).", style="dim"))
 
 
+@dataclass(frozen=True)
+class _Shown:
+    """What ``show`` read of one session."""
+
+    count: int
+    entries: list[SessionQAEntry]
+    graph_context: str | None
+    steps: list[SessionTraceStep]
+    item_count: int
+    items: list[SessionItem]
+    state: SessionState
+
+
 async def _read_session(
-    store: SessionStore, session_id: str, user: str | None, last: int | None, traces: bool
-) -> tuple[int, list[SessionQAEntry], str | None, list[SessionTraceStep]]:
+    store: SessionStore,
+    session_id: str,
+    user: str | None,
+    last: int | None,
+    *,
+    traces: bool,
+    items: bool,
+) -> _Shown:
     count = await store.count_qa_entries(session_id, user)
     if last is None:
         entries = await store.get_all_qa_entries(session_id, user)
@@ -131,13 +160,16 @@ async def _read_session(
         entries = await store.get_latest_qa_entries(session_id, user, last)
     graph_context = await store.get_graph_context(session_id, user)
     steps = await store.read_trace_steps(session_id, user) if traces else []
-    exists = count or graph_context is not None or steps
+    item_count = await store.count_items(session_id, user)
+    state = await store.get_state(session_id, user)
+    exists = count or item_count or state.revision or graph_context is not None or steps
     if not exists and not await store.read_trace_steps(session_id, user, 1):
         raise NotFoundError(
             f"no session {session_id!r} of {user_label(user)} in {store.describe()}"
             + ("" if user is not None else " (another user's session needs --user)")
         )
-    return count, entries, graph_context, steps
+    shown_items = await store.get_items(session_id, user) if items else []
+    return _Shown(count, entries, graph_context, steps, item_count, shown_items, state)
 
 
 def show(
@@ -149,39 +181,76 @@ def show(
         int | None, typer.Option("--last", min=0, help="Only the newest N entries.")
     ] = None,
     traces: Annotated[bool, typer.Option("--traces", help="Also show the trace steps.")] = False,
+    items: Annotated[
+        bool, typer.Option("--items", help="Also show the item log and the state's data.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a session: its entries (oldest first), graph context and traces."""
+    """Show a session: its entries (oldest first), graph context, item count and state revision.
+
+    --traces adds the trace steps, --items the items and the state's data.
+    """
     url = state_of(ctx).choice().url
 
-    async def read() -> tuple[int, list[SessionQAEntry], str | None, list[SessionTraceStep]]:
+    async def read() -> _Shown:
         async with opened(url) as store:
-            return await _read_session(store, session_id, user, last, traces)
+            return await _read_session(store, session_id, user, last, traces=traces, items=items)
 
-    count, entries, graph_context, steps = run(read())
+    read_back = run(read())
+    count, entries, state = read_back.count, read_back.entries, read_back.state
     if as_json:
         shown: dict[str, Any] = {
             "session_id": session_id,
             "user_id": user,
             "qa_count": count,
-            "graph_context": graph_context,
+            "item_count": read_back.item_count,
+            "state_revision": state.revision,
+            "graph_context": read_back.graph_context,
             "entries": [entry_to_record(e) for e in entries],
         }
         if traces:
-            shown["trace_steps"] = [trace_to_record(s) for s in steps]
+            shown["trace_steps"] = [trace_to_record(s) for s in read_back.steps]
+        if items:
+            shown["items"] = [_item_row(item) for item in read_back.items]
+            shown["state"] = {"data": state.data, "revision": state.revision}
         print_json(shown)
         return
     console = out_console()
     heading = f"Session {session_id!r} of {user_label(user)}: {count} {_entries(count)}"
     if len(entries) < count:
         heading += f", showing the last {len(entries)}"
+    heading += f"; {read_back.item_count} {_items(read_back.item_count)}"
+    heading += f", state revision {state.revision}"
     console.print(Text(heading, style="bold"))
-    if graph_context is not None:
-        console.print(Text.assemble(("graph context: ", "cyan"), plain(graph_context)))
+    if read_back.graph_context is not None:
+        console.print(Text.assemble(("graph context: ", "cyan"), plain(read_back.graph_context)))
     for number, entry in enumerate(entries, start=count - len(entries) + 1):
         _print_entry(number, entry)
     if traces:
-        _print_traces(steps)
+        _print_traces(read_back.steps)
+    if items:
+        _print_items(read_back.items, state)
+
+
+def _item_row(item: SessionItem) -> dict[str, Any]:
+    return {"id": item.id, "data": item.data, "created_at": item.created_at.isoformat()}
+
+
+def _items(count: int) -> str:
+    return "item" if count == 1 else "items"
+
+
+def _print_items(items: list[SessionItem], state: SessionState) -> None:
+    console = out_console()
+    if not items:
+        console.print(Text("No items.", style="dim"))
+    for number, item in enumerate(items, start=1):
+        data = json.dumps(item.data, ensure_ascii=False)
+        console.print(
+            Text.assemble((f"item #{number}  ", "cyan"), plain(f"{when(item.created_at)}  {data}"))
+        )
+    data = json.dumps(state.data, ensure_ascii=False)
+    console.print(Text.assemble((f"state (revision {state.revision}): ", "magenta"), plain(data)))
 
 
 def _entries(count: int) -> str:
@@ -249,7 +318,7 @@ def _size(count: float) -> str:
 
 
 def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Count sessions, users, entries and trace steps in the whole store.
+    """Count sessions, users, entries, trace steps, items and session states in the store.
 
     Reads every session once. The size is given for stores kept in local
     files (SQLite, file://); other backends show "n/a".
@@ -259,6 +328,7 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
     async def count() -> dict[str, Any]:
         totals = {"sessions": 0, "entries": 0, "trace_steps": 0, "graph_contexts": 0}
         totals["entries_with_feedback"] = 0
+        totals["items"] = totals["states"] = 0
         users: set[str | None] = set()
         async with opened(choice.url) as store:
             async for dump in store.export_sessions():
@@ -271,6 +341,8 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
                     e["feedback_score"] is not None or e["feedback_text"] is not None
                     for e in dump["entries"]
                 )
+                totals["items"] += len(dump["items"])
+                totals["states"] += dump["state"]["revision"] > 0
             size = await asyncio.to_thread(_bytes_on_disk, store)
         return {"store": choice.shown, "users": len(users), **totals, "size_bytes": size}
 

@@ -76,7 +76,7 @@ def feedback(
 
 
 def rm(ctx: typer.Context, session_id: SessionArgument, user: UserOption = None) -> None:
-    """Delete a session: its entries, graph context and trace steps."""
+    """Delete a session: its entries, graph context, trace steps, items and state."""
     url = state_of(ctx).choice().url
 
     async def delete() -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sessionstore.errors import InvalidParameterError
 from sessionstore.llm import LLM
@@ -13,6 +13,7 @@ from sessionstore.manager import SessionManager as AsyncSessionManager
 from sessionstore.models import (
     JsonValue,
     SessionContext,
+    SessionItem,
     SessionQAEntry,
     SessionQAUpdate,
     SessionTraceStep,
@@ -121,11 +122,25 @@ class SessionManager:
         """Return ``(messages, text)`` for the last turns from one store read."""
         return self._run(self._manager.load_history_both(session_id, user_id))
 
-    def build_context(
+    def load_item_messages(
         self, session_id: str | None = None, user_id: str | None = None
+    ) -> list[dict[str, str]]:
+        """Return the chat messages among the newest ``2 * history_limit`` items, oldest first."""
+        return self._run(self._manager.load_item_messages(session_id, user_id))
+
+    def messages_from_items(self, items: Sequence[SessionItem]) -> list[dict[str, str]]:
+        """Return the chat messages among ``items`` as ``{"role", "content"}`` dicts, in order."""
+        return self._manager.messages_from_items(items)
+
+    def build_context(
+        self,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        *,
+        source: Literal["entries", "items"] = "entries",
     ) -> SessionContext:
-        """Return the history and graph context a prompt needs."""
-        return self._run(self._manager.build_context(session_id, user_id))
+        """Return the history (from entries or items) and graph context a prompt needs."""
+        return self._run(self._manager.build_context(session_id, user_id, source=source))
 
     # -- entries and feedback -----------------------------------------------------
 

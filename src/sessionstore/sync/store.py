@@ -18,6 +18,7 @@ from sessionstore.models import (
 )
 from sessionstore.records import SessionData
 from sessionstore.store import SessionStore as AsyncSessionStore
+from sessionstore.sync.item_methods import BlockingItemMethods
 from sessionstore.sync.loop import LoopThread
 from sessionstore.urls import open_store as open_async_store
 
@@ -41,7 +42,7 @@ def open_store(url: str | None = None, **options: Any) -> SessionStore:
     return SessionStore(open_async_store(url, **options))
 
 
-class SessionStore:
+class SessionStore(BlockingItemMethods):
     """A blocking :class:`sessionstore.SessionStore`, safe to share between threads.
 
     Every method of the async store is here under the same name and
@@ -236,11 +237,11 @@ class SessionStore:
     # -- sessions --------------------------------------------------------
 
     def delete_session(self, session_id: str, user_id: str | None) -> bool:
-        """Delete the session's entries, graph context and trace steps; ``True`` if any existed."""
+        """Delete the session's entries, graph context, traces, items and state; ``True`` if any."""
         return self._loop.run(self._store.delete_session(session_id, user_id))
 
     def prune(self) -> None:
-        """Delete every session of every user in this store's namespace only."""
+        """Delete every session, user state and app state in this store's namespace only."""
         self._loop.run(self._store.prune())
 
     def list_sessions(

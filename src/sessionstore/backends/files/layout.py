@@ -4,16 +4,24 @@ Layout under the root (see ``docs/backends/files.md``)::
 
     <root>/sessionstore.json           marker: which layout this root holds
     <root>/<user dir>/<session dir>/   one directory per user and per session
-        state.json  entries.jsonl  traces.jsonl  graph.json  .lock
+        state.json  entries.jsonl  traces.jsonl  trace_ids.jsonl  graph.json
+        items.jsonl  values.json  .lock
+    <root>/scoped/<scope dir>/         a user's or an app's state
+        scope.json  .lock
 
 A user directory is ``anonymous`` for the anonymous user (``user_id=None``),
 ``u-<encoded id>`` for any other user; a session directory is
-``s-<encoded id>``. The encoding keeps ``a-z 0-9 . _ -`` and writes every other
-UTF-8 byte as ``%xx`` with lower-case hex, so names are reversible, never hold
-``/`` or upper-case letters (``A`` and ``a`` stay apart on case-insensitive
-file systems), and never equal ``.``, ``..`` or a reserved device name. An
-encoded name over 255 bytes becomes ``uh-``/``sh-`` plus the SHA-256 of the
-id; the original id is then read from the session's ``state.json``.
+``s-<encoded id>``. A scope directory is a user directory's name (that user's
+state) or ``a-<encoded app name>`` (an app's state); ``scoped`` is no user
+directory's name, so no user or session id reaches it.
+
+The encoding keeps ``a-z 0-9 . _ -`` and writes every other UTF-8 byte as
+``%xx`` with lower-case hex, so names are reversible, never hold ``/`` or
+upper-case letters (``A`` and ``a`` stay apart on case-insensitive file
+systems), and never equal ``.``, ``..`` or a reserved device name. An encoded
+name over 255 bytes becomes ``uh-``/``sh-``/``ah-`` plus the SHA-256 of the
+id; the original id is then read from the session's ``state.json`` (or the
+scope's ``scope.json``).
 """
 
 from __future__ import annotations
@@ -33,16 +41,22 @@ __all__ = [
     "ANONYMOUS_DIR",
     "ENTRIES",
     "GRAPH",
+    "ITEMS",
     "LAYOUT",
     "LOCK_ATTEMPTS",
     "LOCK_FILE",
     "MARKER",
     "NEXT",
+    "SCOPED_DIR",
     "STATE",
     "TRACES",
+    "TRACE_IDS",
+    "VALUES",
     "decode_name",
+    "is_scope_dir_name",
     "is_session_dir_name",
     "is_user_dir_name",
+    "scope_dir_name",
     "session_dir_name",
     "session_lock",
     "user_dir_name",
@@ -52,6 +66,9 @@ MARKER = "sessionstore.json"
 LAYOUT = "sessionstore.files/1"  # what the marker says this root holds
 # The files of a session directory (what each holds: ``session.py``).
 STATE, ENTRIES, TRACES, GRAPH = "state.json", "entries.jsonl", "traces.jsonl", "graph.json"
+ITEMS, VALUES = "items.jsonl", "values.json"  # the item log; a state's values
+TRACE_IDS = "trace_ids.jsonl"  # the index of the trace ids in traces.jsonl
+SCOPED_DIR = "scoped"  # holds the users' and apps' states: no user directory is named so
 LOCK_FILE = ".lock"
 NEXT = ".next"  # a file staged to replace another, in place once state.json lists it
 # Times a call tries to lock a session that others keep deleting before it gives up.
@@ -62,6 +79,7 @@ MAX_NAME_BYTES = 255
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _USER, _USER_HASHED = "u-", "uh-"
 _SESSION, _SESSION_HASHED = "s-", "sh-"
+_APP, _APP_HASHED = "a-", "ah-"
 
 
 def _encode(prefix: str, hashed_prefix: str, value: str) -> str:
@@ -83,6 +101,19 @@ def user_dir_name(user_id: str | None) -> str:
 def session_dir_name(session_id: str) -> str:
     """Return the directory name of ``session_id``."""
     return _encode(_SESSION, _SESSION_HASHED, session_id)
+
+
+def scope_dir_name(kind: str, name: str | None) -> str:
+    """Return the directory name, under :data:`SCOPED_DIR`, of a user's or an app's state."""
+    if kind == "user":
+        return user_dir_name(name)
+    assert name is not None, "an app always has a name"
+    return _encode(_APP, _APP_HASHED, name)
+
+
+def is_scope_dir_name(name: str) -> bool:
+    """Return whether ``name`` is a scope directory this backend makes."""
+    return is_user_dir_name(name) or name.startswith((_APP, _APP_HASHED))
 
 
 def is_user_dir_name(name: str) -> bool:

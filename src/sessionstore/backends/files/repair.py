@@ -2,8 +2,9 @@
 
 A writer that died left at most: bytes appended past a log's committed size
 (moved to ``<log>.torn``), a staged ``<name>.next`` that never committed
-(removed), a ``graph.json`` written but never committed (removed), or files of
-a session whose ``state.json`` was never written (removed). A staged file that
+(removed), a ``graph.json`` or ``values.json`` written but never committed
+(removed), or files of a session whose ``state.json`` was never written
+(removed). A staged file that
 did commit is moved into place before this runs (``session.py``). Nothing is
 ever adopted: anything that cannot come from a crash of this backend, such as
 a log shorter than its committed size, raises :class:`StoreError` and changes
@@ -15,7 +16,16 @@ from __future__ import annotations
 import os
 
 from sessionstore.backends.files.directory import Directory
-from sessionstore.backends.files.layout import ENTRIES, GRAPH, NEXT, STATE, TRACES
+from sessionstore.backends.files.layout import (
+    ENTRIES,
+    GRAPH,
+    ITEMS,
+    NEXT,
+    STATE,
+    TRACE_IDS,
+    TRACES,
+    VALUES,
+)
 from sessionstore.backends.files.log import TMP, LogInfo, set_aside, shorter_than_committed
 from sessionstore.backends.files.state import State
 from sessionstore.errors import StoreError
@@ -25,7 +35,7 @@ __all__ = ["clear_leftovers", "repair"]
 
 def clear_leftovers(directory: Directory) -> None:
     """Remove the files of a session that ended or never committed (no ``state.json``)."""
-    for name in (ENTRIES, TRACES, GRAPH):
+    for name in (ENTRIES, TRACES, GRAPH, ITEMS, VALUES, TRACE_IDS):
         for suffix in ("", TMP, NEXT):
             directory.unlink(name + suffix)
 
@@ -41,16 +51,25 @@ def repair(directory: Directory, state: State) -> None:
     """
     _repair_log(directory, ENTRIES, state.entries)
     _repair_log(directory, TRACES, state.traces)
-    for name in (ENTRIES, TRACES, GRAPH):
-        directory.unlink(name + NEXT)  # staged by a write that died before its commit
-    if state.graph:
-        if not directory.has_file(GRAPH):
-            raise StoreError(
-                f"{directory.path / GRAPH} is missing but {directory.path / STATE} "
-                "lists it; restore it"
-            )
+    _repair_log(directory, ITEMS, state.items)
+    if state.trace_ids is None:
+        directory.unlink(TRACE_IDS)  # an index never committed: made again from traces.jsonl
     else:
-        directory.unlink(GRAPH)  # a graph context set by a write that never committed
+        _repair_log(directory, TRACE_IDS, state.trace_ids)
+    for name in (ENTRIES, TRACES, GRAPH, ITEMS, VALUES, TRACE_IDS):
+        directory.unlink(name + NEXT)  # staged by a write that died before its commit
+    # A graph context or state values written by a write that never committed go.
+    _repair_file(directory, GRAPH, committed=state.graph)
+    _repair_file(directory, VALUES, committed=state.state_values)
+
+
+def _repair_file(directory: Directory, name: str, *, committed: bool) -> None:
+    if not committed:
+        directory.unlink(name)
+    elif not directory.has_file(name):
+        raise StoreError(
+            f"{directory.path / name} is missing but {directory.path / STATE} lists it; restore it"
+        )
 
 
 def _repair_log(directory: Directory, name: str, info: LogInfo | None) -> None:

@@ -6,7 +6,8 @@ place), and holds the marker, walking the root, prune and sweep.
 
 Only names this backend makes are touched: ``sessionstore.json``, user
 directories (``anonymous``, ``u-*``, ``uh-*``) and, inside them, session
-directories (``s-*``, ``sh-*``) with their known files. Anything else a
+directories (``s-*``, ``sh-*``) with their known files, and ``scoped`` with
+its scope directories (``scoped.py``). Anything else a
 person puts under the root is left alone, and a symbolic link is never
 followed (``directory.py``).
 """
@@ -35,12 +36,16 @@ from sessionstore.backends.files.layout import (
     user_dir_name,
 )
 from sessionstore.backends.files.log import append_lines
+from sessionstore.backends.files.scoped import prune_scopes
 from sessionstore.backends.files.session import SessionDir, read_state
 from sessionstore.backends.files.state import State
 from sessionstore.errors import StoreError
 from sessionstore.keys import SessionKey
+from sessionstore.observe import logger_for
 
 __all__ = ["StoreRoot"]
+
+_log = logger_for(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -178,10 +183,12 @@ class StoreRoot:
                     states.append(state)
         for name in expired:
             self._session(user, name).remove_if_expired(now)
+        if expired:
+            _log.info("removed %d expired sessions under %s", len(expired), self.path)
         return states
 
     def prune(self) -> None:
-        """Delete every session of every user; leave everything else.
+        """Delete every session of every user, and every user's and app's state; leave the rest.
 
         Symbolic links are left too, never followed; they are named in the
         error raised once everything else is deleted.
@@ -207,6 +214,7 @@ class StoreRoot:
                         refused.append(exc.path)
                 # It may hold something this store did not make, or a new session.
                 top.rmdir(user)
+            refused += prune_scopes(self.path, top)
         if refused:
             raise StoreError(
                 "prune deleted every session but left these symbolic links, which the "
@@ -249,6 +257,7 @@ class StoreRoot:
             state = self._peek_state(user, name)
             if state is not None and state.expired(now):
                 self._session(user, name).remove_if_expired(now)
+                _log.info("expiry sweep removed 1 expired session under %s", self.path)
         elif self._sweep_users:
             user = self._sweep_users.popleft()
             with Directory.root(self.path) as top, top.subdir(user, create=False) as user_dir:

@@ -12,12 +12,13 @@ link inside the root is ever followed (``directory.py``).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import unquote
 
+from sessionstore.backends.files import item_steps
 from sessionstore.backends.files.codec import (
     ADD,
     UPDATE,
@@ -31,10 +32,12 @@ from sessionstore.backends.files.codec import (
 from sessionstore.backends.files.layout import user_dir_name
 from sessionstore.backends.files.lock import file_locks
 from sessionstore.backends.files.root import StoreRoot
+from sessionstore.backends.files.scoped import read_scope, update_scope
 from sessionstore.backends.files.session import SessionDir
-from sessionstore.backends.files.state import State
+from sessionstore.backends.files.state import State, Write
 from sessionstore.clock import now_utc
 from sessionstore.errors import InvalidParameterError
+from sessionstore.items import ItemRecord, StateRecord, StateScope
 from sessionstore.keys import AllUsers, PageCursor, SessionKey, select_page
 from sessionstore.locks import LockBackend
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
@@ -46,6 +49,7 @@ from sessionstore.validation import DEFAULT_MAX_FIELD_BYTES
 __all__ = ["FileStore"]
 
 DURABILITY = ("flush", "fsync")
+T = TypeVar("T")
 
 
 class FileStore(SessionStore):
@@ -59,10 +63,13 @@ class FileStore(SessionStore):
             loss, at a large cost per write.
         ttl: seconds after its last write that a session expires.
         max_field_bytes: the largest text field accepted, in UTF-8 bytes.
+        **observing: ``slow_call_ms`` and ``otel_ids``, see :class:`SessionStore`.
 
     Raises:
         InvalidParameterError: an unknown durability, a bad ttl or size.
     """
+
+    _db_system_name = "sessionstore.files"  # OpenTelemetry's db.system.name
 
     def __init__(
         self,
@@ -71,8 +78,9 @@ class FileStore(SessionStore):
         durability: str = "flush",
         ttl: float | None = None,
         max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+        **observing: Any,
     ) -> None:
-        super().__init__(ttl=ttl, max_field_bytes=max_field_bytes)
+        super().__init__(ttl=ttl, max_field_bytes=max_field_bytes, **observing)
         if durability not in DURABILITY:
             raise InvalidParameterError(
                 f"durability must be one of {', '.join(DURABILITY)}, got {durability!r}"
@@ -251,6 +259,7 @@ class FileStore(SessionStore):
                 created_at=s.created_at,
                 updated_at=s.updated_at,
                 qa_count=s.qa_count,
+                item_count=s.item_count,
             )
             for s in states
             if s.user_id == user_id
@@ -278,16 +287,17 @@ class FileStore(SessionStore):
             session.write_graph(write, context)
         self._sweep(now)
 
-    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
-        await self._dir.run(self._save_trace_sync, key, step)
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> bool:
+        return await self._dir.run(self._save_trace_sync, key, step)
 
-    def _save_trace_sync(self, key: SessionKey, step: SessionTraceStep) -> None:
+    def _save_trace_sync(self, key: SessionKey, step: SessionTraceStep) -> bool:
         session = self._session(key)
         now, expires = self._times()
         with session.writing(now, expires, create=True) as write:
             assert write is not None
-            session.append_traces(write, [encode_trace(step)])
+            added = session.add_trace(write, encode_trace(step), step.trace_id)
         self._sweep(now)
+        return added
 
     async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
         return await self._dir.run(self._read_traces_sync, key, last_n)
@@ -297,6 +307,100 @@ class FileStore(SessionStore):
         with session.reading(now_utc()) as state:
             records = [] if state is None else session.trace_records(state, last_n)
         return [decode_trace(r) for r in records]
+
+    # -- item log and state (item_steps.py, scoped.py) ----------------------------
+
+    def _write_sync(
+        self, key: SessionKey, create: bool, step: Callable[[SessionDir, Write | None], T]
+    ) -> T:
+        """Run ``step`` in one write to the session (``None``: it does not exist)."""
+        session = self._session(key)
+        now, expires = self._times()
+        with session.writing(now, expires, create=create) as write:
+            result = step(session, write)
+        self._sweep(now)
+        return result
+
+    def _read_sync(self, key: SessionKey, step: Callable[[SessionDir, State | None], T]) -> T:
+        """Run ``step`` under the session's shared lock (``None``: no live session)."""
+        session = self._session(key)
+        with session.reading(now_utc()) as state:
+            return step(session, state)
+
+    async def _append_items(
+        self,
+        key: SessionKey,
+        items: list[ItemRecord],
+        changes: dict[str, str | None] | None,
+        expected_revision: int | None,
+    ) -> int:
+        limit = self.max_field_bytes
+        return await self._dir.run(
+            self._write_sync,
+            key,
+            True,
+            lambda session, write: item_steps.append(
+                session, write, items, changes, expected=expected_revision, max_bytes=limit
+            ),
+        )
+
+    async def _items(self, key: SessionKey, last_n: int | None) -> list[ItemRecord]:
+        return await self._dir.run(
+            self._read_sync,
+            key,
+            lambda session, state: [] if state is None else session.items(state, last_n),
+        )
+
+    async def _pop_item(self, key: SessionKey) -> ItemRecord | None:
+        return await self._dir.run(self._write_sync, key, False, item_steps.pop)
+
+    async def _delete_item(self, key: SessionKey, item_id: str) -> bool:
+        return await self._dir.run(
+            self._write_sync,
+            key,
+            False,
+            lambda session, write: item_steps.delete(session, write, item_id),
+        )
+
+    async def _count_items(self, key: SessionKey) -> int:
+        return await self._dir.run(
+            self._read_sync, key, lambda _, state: 0 if state is None else state.item_count
+        )
+
+    async def _clear_items(self, key: SessionKey) -> bool:
+        return await self._dir.run(self._write_sync, key, False, item_steps.clear)
+
+    async def _update_state(
+        self, key: SessionKey, changes: dict[str, str | None], expected_revision: int | None
+    ) -> StateRecord:
+        limit = self.max_field_bytes
+        return await self._dir.run(
+            self._write_sync,
+            key,
+            True,
+            lambda session, write: item_steps.update_state(
+                session, write, changes, expected=expected_revision, max_bytes=limit
+            ),
+        )
+
+    async def _get_state(self, key: SessionKey) -> StateRecord:
+        return await self._dir.run(self._read_sync, key, item_steps.read_state)
+
+    async def _scoped_state(self, scope: StateScope) -> StateRecord:
+        return await self._dir.run(read_scope, self.root, scope)
+
+    async def _update_scoped_state(
+        self, scope: StateScope, changes: dict[str, str | None], expected_revision: int | None
+    ) -> StateRecord:
+        return await self._dir.run(
+            update_scope,
+            self.root,
+            scope,
+            changes,
+            expected=expected_revision,
+            max_bytes=self.max_field_bytes,
+            sync=self._dir.sync,
+        )
 
     # -- export and import ---------------------------------------------------------
 
@@ -334,6 +438,8 @@ class FileStore(SessionStore):
                 graph_context=session.read_graph(state),
                 entries=[decode_entry(r) for _, r in session.live_entries(state).values()],
                 traces=[decode_trace(r) for r in session.trace_records(state, None)],
+                items=session.items(state, None),
+                state=item_steps.read_state(session, state),
             )
 
     async def _write_session(self, data: SessionData) -> None:
@@ -344,9 +450,11 @@ class FileStore(SessionStore):
         session = self._session(key)
         now, expires = self._times()
         state = State(key.session_id, key.user_id, data.created_at, data.updated_at, expires)
+        state.state_revision = data.state.revision
         lines = [
             entry_line(n, ADD, encode_entry(entry)) for n, entry in enumerate(data.entries, start=1)
         ]
         traces = [encode_trace(step) for step in data.traces]
-        session.replace(state, lines, traces, data.graph_context)
+        values = dict(data.state.values)
+        session.replace(state, lines, traces, data.graph_context, data.items, values)
         self._sweep(now)

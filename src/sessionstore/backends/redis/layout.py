@@ -6,14 +6,24 @@ user input (user id, session id) are percent-encoded so that only
 ``}`` or a glob character, so none can forge, collide with or match another
 key. ``None`` (the anonymous user) is ``~``, which no encoded string is::
 
-    <prefix>:s:{<user>.<session>}:meta      hash: created, updated, seq, gc
-    <prefix>:s:{<user>.<session>}:order     sorted set: qa_id scored by sequence
-    <prefix>:s:{<user>.<session>}:entries   hash: qa_id -> entry record
-    <prefix>:s:{<user>.<session>}:traces    list: trace step records
-    <prefix>:u:{<user>}:sessions            sorted set: session_id scored by -updated
+    <prefix>:s:{<user>.<session>}:meta        hash: created, updated, seq, gc, iseq, rev, ssize
+    <prefix>:s:{<user>.<session>}:order       sorted set: qa_id scored by sequence
+    <prefix>:s:{<user>.<session>}:entries     hash: qa_id -> entry record
+    <prefix>:s:{<user>.<session>}:traces      list: trace step records
+    <prefix>:s:{<user>.<session>}:item_order  sorted set: item id scored by item sequence
+    <prefix>:s:{<user>.<session>}:items       hash: item id -> item record
+    <prefix>:s:{<user>.<session>}:state       hash: state key -> JSON text
+    <prefix>:s:{<user>.<session>}:trace_ids   set: the trace ids of its steps (unique)
+    <prefix>:u:{<user>}:sessions              sorted set: session_id scored by -updated
+    <prefix>:st:{u.<user>}:meta               hash: rev, ssize of a user's state
+    <prefix>:st:{u.<user>}:values             hash: state key -> JSON text
+    <prefix>:st:{a.<app>}:meta, :values       the same for an app's state
 
 The ``{...}`` hash tag puts all keys of one session in one Cluster slot; each
-user's index lives in its own slot. What the values hold is in :mod:`.codec`.
+user's index lives in its own slot, and each scoped state in its own. The
+second part (``s``, ``u``, ``st``) keeps the three kinds apart, and ``u.`` /
+``a.`` (which no encoded id contains) keeps a user's state apart from an
+app's. What the values hold is in :mod:`.codec`.
 """
 
 from __future__ import annotations
@@ -25,10 +35,12 @@ from typing import Final
 from urllib.parse import quote, unquote
 
 from sessionstore.errors import InvalidParameterError
+from sessionstore.items import StateScope
 from sessionstore.keys import SessionKey
 
 __all__ = [
     "DEFAULT_PREFIX",
+    "ScopeKeys",
     "SessionKeys",
     "check_prefix",
     "decode_id",
@@ -36,6 +48,7 @@ __all__ = [
     "is_own_key",
     "parse_session_key",
     "prune_patterns",
+    "scope_keys",
     "session_keys",
     "session_meta_pattern",
     "user_index_key",
@@ -76,18 +89,44 @@ def decode_id(text: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class SessionKeys:
-    """The four keys of one session (one hash tag) and its user's index key."""
+    """The keys of one session (one hash tag) and its user's index key."""
 
     meta: str
     order: str
     entries: str
     traces: str
+    item_order: str
+    items: str
+    state: str
+    trace_ids: str
     index: str
 
     @property
     def session(self) -> list[str]:
         """The session's keys in the order every script takes them."""
-        return [self.meta, self.order, self.entries, self.traces]
+        return [
+            self.meta,
+            self.order,
+            self.entries,
+            self.traces,
+            self.item_order,
+            self.items,
+            self.state,
+            self.trace_ids,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeKeys:
+    """The two keys of a user's or an app's state (one hash tag)."""
+
+    meta: str
+    values: str
+
+    @property
+    def all(self) -> list[str]:
+        """The keys in the order the state scripts take them."""
+        return [self.meta, self.values]
 
 
 def user_index_key(prefix: str, user_id: str | None) -> str:
@@ -103,8 +142,18 @@ def session_keys(prefix: str, key: SessionKey) -> SessionKeys:
         order=f"{base}:order",
         entries=f"{base}:entries",
         traces=f"{base}:traces",
+        item_order=f"{base}:item_order",
+        items=f"{base}:items",
+        state=f"{base}:state",
+        trace_ids=f"{base}:trace_ids",
         index=user_index_key(prefix, key.user_id),
     )
+
+
+def scope_keys(prefix: str, scope: StateScope) -> ScopeKeys:
+    """Return the keys of a user's (``u.``) or an app's (``a.``) state."""
+    base = f"{prefix}:st:{{{scope.kind[0]}.{encode_id(scope.name)}}}"
+    return ScopeKeys(meta=f"{base}:meta", values=f"{base}:values")
 
 
 def session_meta_pattern(prefix: str, user_id: str | None, *, every_user: bool = False) -> str:
@@ -115,7 +164,7 @@ def session_meta_pattern(prefix: str, user_id: str | None, *, every_user: bool =
 
 def prune_patterns(prefix: str) -> list[str]:
     """Return the SCAN patterns that together match every key this store made."""
-    return [f"{prefix}:s:{{*}}:*", f"{prefix}:u:{{*}}:sessions"]
+    return [f"{prefix}:s:{{*}}:*", f"{prefix}:u:{{*}}:sessions", f"{prefix}:st:{{*}}:*"]
 
 
 _PART = r"(~|[A-Za-z0-9_%-]+)"
@@ -128,8 +177,10 @@ def _meta_re(prefix: str) -> re.Pattern[str]:
 
 @cache
 def _own_re(prefix: str) -> re.Pattern[str]:
-    session = rf"s:\{{{_PART}\.{_PART}\}}:(meta|order|entries|traces)"
-    return re.compile(rf"{re.escape(prefix)}:({session}|u:\{{{_PART}\}}:sessions)")
+    names = "meta|order|entries|traces|item_order|items|state|trace_ids"
+    session = rf"s:\{{{_PART}\.{_PART}\}}:({names})"
+    scoped = rf"st:\{{[ua]\.{_PART}\}}:(meta|values)"
+    return re.compile(rf"{re.escape(prefix)}:({session}|u:\{{{_PART}\}}:sessions|{scoped})")
 
 
 def parse_session_key(prefix: str, meta_key: str) -> SessionKey | None:

@@ -2,8 +2,9 @@
 
 Each script is sent once per server (``EVALSHA``); when a server does not know
 it (``NOSCRIPT``: restarted, failed over, ``SCRIPT FLUSH``) it is sent whole
-with ``EVAL``, which also caches it there. Write scripts are prefixed with
-``_session.lua``, the helpers they share.
+with ``EVAL``, which also caches it there. Session write scripts are prefixed
+with ``_session.lua``, the helpers they share, and the scripts that change a
+state with ``_state.lua``.
 """
 
 from __future__ import annotations
@@ -16,18 +17,24 @@ from typing import Any, Final
 
 __all__ = ["LuaScript", "run_script", "script"]
 
-_WITH_HELPERS: Final = frozenset(
-    {
-        "append",
-        "index_add",
-        "update",
-        "delete_entry",
-        "delete_session",
-        "set_graph_context",
-        "save_trace",
-        "write_session",
-    }
-)
+_SESSION: Final = ("_session",)
+_HELPERS: Final[dict[str, tuple[str, ...]]] = {
+    "append": _SESSION,
+    "index_add": _SESSION,
+    "update": _SESSION,
+    "delete_entry": _SESSION,
+    "delete_session": _SESSION,
+    "set_graph_context": _SESSION,
+    "save_trace": _SESSION,
+    "write_session": _SESSION,
+    "append_items": ("_session", "_state"),
+    "pop_item": _SESSION,
+    "delete_item": _SESSION,
+    "clear_items": _SESSION,
+    "update_state": ("_session", "_state"),
+    "update_scoped_state": ("_state",),
+}
+"""The helper files each script is prefixed with, in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +53,8 @@ def _read(name: str) -> str:
 
 @cache
 def script(name: str) -> LuaScript:
-    """Return the script ``scripts/<name>.lua``, with the shared helpers if it writes."""
-    source = _read(name)
-    if name in _WITH_HELPERS:
-        source = _read("_session") + "\n" + source
+    """Return the script ``scripts/<name>.lua``, prefixed with the helpers it uses."""
+    source = "\n".join([*(_read(helper) for helper in _HELPERS.get(name, ())), _read(name)])
     return LuaScript(name, source, hashlib.sha1(source.encode()).hexdigest())  # noqa: S324
 
 

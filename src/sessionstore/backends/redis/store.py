@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Final, Self
+from urllib.parse import parse_qsl, urlsplit
 
-from sessionstore.backends.redis.client import OPTIONS, ClientSettings, RedisConnection
+from sessionstore.backends.redis.client import ClientSettings, RedisConnection, driver_url
 from sessionstore.backends.redis.codec import (
     as_text,
     decode_entry,
@@ -22,8 +23,11 @@ from sessionstore.backends.redis.codec import (
     decode_trace,
     encode_changes,
     encode_entry,
+    encode_item,
+    encode_state_changes,
     encode_trace,
 )
+from sessionstore.backends.redis.item_steps import RedisItemSteps
 from sessionstore.backends.redis.layout import (
     DEFAULT_PREFIX,
     SessionKeys,
@@ -36,10 +40,17 @@ from sessionstore.backends.redis.layout import (
     user_index_key,
 )
 from sessionstore.backends.redis.lock import RedisLockBackend
+from sessionstore.backends.redis.options import (
+    DRIVER_OPTIONS,
+    OPTIONS,
+    check_driver_options,
+    refuse_breaking_options,
+)
 from sessionstore.clock import from_micros, now_utc, to_micros
+from sessionstore.errors import InvalidParameterError
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
 from sessionstore.records import SessionData
-from sessionstore.store import AllUsers, PageCursor, SessionKey, SessionStore
+from sessionstore.store import AllUsers, PageCursor, SessionKey
 from sessionstore.urls import split_options
 from sessionstore.validation import DEFAULT_MAX_FIELD_BYTES
 
@@ -49,15 +60,20 @@ _SCAN_COUNT: Final = 1000
 _UNLINK_BATCH: Final = 500
 
 
-class RedisStore(SessionStore):
+class RedisStore(RedisItemSteps):
     """Sessions in Redis or Valkey, standalone or Cluster.
+
+    The item log and state steps are in :class:`.item_steps.RedisItemSteps`.
 
     Args:
         url: ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS),
-            ``valkey://``, ``valkeys://`` or ``redis+cluster://host:port``
-            (any node of the Cluster). Not needed when ``client`` is given.
+            ``valkey://``, ``valkeys://``, or ``redis+cluster://host:port``
+            / ``rediss+cluster://`` (any node of the Cluster). Not needed
+            when ``client`` is given. The store builds one client per event
+            loop that uses it (see ``docs/backends/redis.md``).
         client: a ready ``redis.asyncio.Redis`` or ``RedisCluster``; the store
-            uses it and never closes it.
+            uses it and never closes it. It belongs to its owner's event loop:
+            use the store only from that loop.
         prefix: the first part of every key; stores with different prefixes
             never see each other's data.
         socket_timeout: seconds to wait for a reply before raising
@@ -66,12 +82,19 @@ class RedisStore(SessionStore):
         max_connections: the pool's size limit (``None``: the driver's).
         ttl: see :class:`SessionStore`.
         max_field_bytes: see :class:`SessionStore`.
+        **more: ``slow_call_ms`` and ``otel_ids`` (see :class:`SessionStore`),
+            and redis-py's own options passed to the clients the store builds
+            (:data:`.options.DRIVER_OPTIONS`: ``db``, ``username``,
+            ``password``, ``client_name``, ``ssl_ca_certs``, ...).
 
     Raises:
-        InvalidParameterError: a bad URL or option.
+        InvalidParameterError: a bad URL or option, or driver options with
+            a given ``client``.
         MissingDependencyError: ``redis`` is not installed.
 
     """
+
+    _db_system_name = "redis"  # OpenTelemetry's db.system.name
 
     def __init__(
         self,
@@ -84,9 +107,23 @@ class RedisStore(SessionStore):
         max_connections: int | None = None,
         ttl: float | None = None,
         max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+        **more: Any,
     ) -> None:
-        super().__init__(ttl=ttl, max_field_bytes=max_field_bytes)
-        settings = ClientSettings(socket_timeout, connect_timeout, max_connections)
+        driver = {name: value for name, value in more.items() if name in DRIVER_OPTIONS}
+        observing = {name: value for name, value in more.items() if name not in DRIVER_OPTIONS}
+        super().__init__(ttl=ttl, max_field_bytes=max_field_bytes, **observing)
+        if driver and client is not None:
+            raise InvalidParameterError(
+                f"driver options ({', '.join(sorted(driver))}) apply to the clients the store "
+                "builds from a URL; give them to your own client instead"
+            )
+        cluster = isinstance(url, str) and driver_url(url)[1]
+        settings = ClientSettings(
+            socket_timeout,
+            connect_timeout,
+            max_connections,
+            check_driver_options(driver, cluster=cluster),
+        )
         self._conn = RedisConnection(url, client, settings)
         self._prefix = check_prefix(prefix)
         self._ttl_ms = "" if self.ttl is None else str(max(1, round(self.ttl * 1000)))
@@ -96,15 +133,18 @@ class RedisStore(SessionStore):
         """Build a store from a Redis URL; options may also be query parameters.
 
         Raises:
-            InvalidParameterError: an unknown option or a bad value.
+            InvalidParameterError: an unknown option, a bad value, or one of
+                redis-py's options that would break the store.
 
         """
-        base, merged = split_options(url, options, OPTIONS)
+        refuse_breaking_options([*_query_names(url), *options])
+        passed = {name: option.parse for name, option in DRIVER_OPTIONS.items()}
+        base, merged = split_options(url, options, OPTIONS, driver=passed)
         return cls(base, **merged)
 
     @property
     def client(self) -> Any:
-        """The redis-py client in use (``None`` before the store opens and after it closes)."""
+        """The redis-py client calls in the running loop use (``None``: none yet, or closed)."""
         return self._conn.client
 
     def describe(self) -> str:
@@ -122,6 +162,12 @@ class RedisStore(SessionStore):
 
     async def _close(self) -> None:
         await self._conn.close()
+
+    async def _ready(self) -> None:
+        await super()._ready()
+        if self._conn.cluster:
+            # A Cluster client new to this loop learns the slot map before calls share it.
+            await self._conn.ready()
 
     def _keys(self, key: SessionKey) -> SessionKeys:
         return session_keys(self._prefix, key)
@@ -159,7 +205,8 @@ class RedisStore(SessionStore):
         await self._index_written(key, updated)
 
     async def _read_entries(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
-        stored = await self._conn.run("read_entries", self._keys(key).session, [last_n])
+        keys = self._keys(key)
+        stored = await self._conn.run("read_ordered", [keys.order, keys.entries], [last_n, "0"])
         return [decode_entry(item) for item in stored if item is not None]
 
     async def _latest(self, key: SessionKey, last_n: int) -> list[SessionQAEntry]:
@@ -276,10 +323,11 @@ class RedisStore(SessionStore):
                 keys = self._keys(SessionKey(session_id, user_id))
                 pipe.hget(keys.meta, "created")
                 pipe.zcard(keys.order)
+                pipe.hlen(keys.items)
             replies = await pipe.execute()
         infos: list[SessionInfo] = []
         for i, (session_id, score) in enumerate(candidates):
-            created, count = replies[2 * i], replies[2 * i + 1]
+            created, count, items = replies[3 * i : 3 * i + 3]
             if created is None:
                 await self._conn.run("index_remove", [index], [session_id, str(score)])
                 continue
@@ -290,6 +338,7 @@ class RedisStore(SessionStore):
                     created_at=from_micros(int(created)),
                     updated_at=from_micros(-score),
                     qa_count=count,
+                    item_count=items,
                 )
             )
         return infos
@@ -304,8 +353,12 @@ class RedisStore(SessionStore):
     async def _set_graph_context(self, key: SessionKey, context: str) -> None:
         await self._index_written(key, await self._write("set_graph_context", key, context))
 
-    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
-        await self._index_written(key, await self._write("save_trace", key, encode_trace(step)))
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> bool:
+        updated = await self._write("save_trace", key, step.trace_id, encode_trace(step))
+        if updated is None:
+            return False
+        await self._index_written(key, updated)
+        return True
 
     async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
         with self._conn.errors():
@@ -343,9 +396,26 @@ class RedisStore(SessionStore):
         ]
         for entry in data.entries:
             args += [entry.id, encode_entry(entry)]
-        args += [encode_trace(step) for step in data.traces]
+        args.append(len(data.items))
+        for item in data.items:
+            args += [item.id, encode_item(item)]
+        args += [str(data.state.revision), len(data.state.values)]
+        args += encode_state_changes(data.state.values)
+        for step in data.traces:
+            args += [step.trace_id, encode_trace(step)]
         updated = await self._write("write_session", key, *args)
         if updated is None:  # the dump held nothing: the session no longer exists
             await self._index_ended(key, str(2**62))  # later than any write
         else:
             await self._index_written(key, updated, mode="")
+
+
+def _query_names(url: object) -> list[str]:
+    """Return the option names in ``url``'s query, to refuse breaking ones by name."""
+    if not isinstance(url, str):
+        return []
+    try:
+        query = urlsplit(url).query
+    except ValueError:  # split_options says what is wrong with it
+        return []
+    return [name for name, _ in parse_qsl(query, keep_blank_values=True)]

@@ -28,14 +28,31 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from sessionstore.backends.sql.codec import Codec, Row
+    from sessionstore.backends.sql.item_statements import ItemStatements, ItemWrites
     from sessionstore.backends.sql.options import EngineOptions
     from sessionstore.backends.sql.schema import TableNames
     from sessionstore.backends.sql.statements import Statements
 
-__all__ = ["FAMILIES", "Dialect", "Family", "WriteKind", "family_of", "load_dialect"]
+__all__ = [
+    "FAMILIES",
+    "Dialect",
+    "Family",
+    "TraceIdTakenError",
+    "WriteKind",
+    "family_of",
+    "load_dialect",
+]
 
 WriteKind = Literal["entry", "trace", "graph"]
 """What a write adds to a session: an entry, a trace step, or its graph context."""
+
+
+class TraceIdTakenError(InvalidParameterError):
+    """A trace write found its id in the session (the UNIQUE index refused it); nothing written.
+
+    ``SQLStore._save_trace`` turns it into ``False``; it is an
+    InvalidParameterError so that the connection passes it on untranslated.
+    """
 
 
 class Family(NamedTuple):
@@ -65,14 +82,24 @@ FAMILIES: Final = {
 def family_of(name: str) -> Family:
     """Return the family of a URL scheme or SQLAlchemy dialect name.
 
+    A scheme may name the driver as SQLAlchemy does (``postgresql+asyncpg``,
+    ``mysql+asyncmy``), only the one the family ships.
+
     Raises:
-        InvalidParameterError: not PostgreSQL, MySQL or MariaDB.
+        InvalidParameterError: not PostgreSQL, MySQL or MariaDB, or another driver.
 
     """
-    family = FAMILIES.get(name.lower())
+    base, plus, driver = name.lower().partition("+")
+    family = FAMILIES.get(base)
     if family is None:
         raise InvalidParameterError(
             f"expected a postgresql://, postgres://, mysql:// or mariadb:// URL, got {name!r}"
+        )
+    ours = family.url_scheme.partition("+")[2]
+    if plus and driver != ours:
+        raise InvalidParameterError(
+            f"sessionstore reaches {base} through the {ours} driver only (the "
+            f"'{family.extra}' extra); use {base}:// or {base}+{ours}://, not {name}://"
         )
     return family
 
@@ -123,6 +150,10 @@ class Dialect(abc.ABC):
 
     tables: TableNames
     sql: Statements
+    item_sql: ItemStatements
+    """The item and state reads (``item_statements.py``)."""
+    items: ItemWrites
+    """The item and state writes (``postgres_items.py``, ``mysql_items.py``)."""
 
     @abc.abstractmethod
     def engine_arguments(self, options: EngineOptions) -> dict[str, Any]:
@@ -180,11 +211,15 @@ class Dialect(abc.ABC):
         """Add to a session (upserting its row and sliding its expiry).
 
         ``params`` holds the key, ``now`` and ``exp``, and the entry's columns,
-        the trace step's ``step`` or the graph's ``context``.
+        the trace step's ``step`` and ``trace_digest`` or the graph's ``context``.
 
         Returns:
             ``False`` when the session had expired and nothing was written;
             the expired session is gone then, and the caller tries again.
+
+        Raises:
+            TraceIdTakenError: the live session holds the trace step's id; nothing
+                was written.
 
         """
 

@@ -31,17 +31,20 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import asyncmy
-from asyncmy.cursors import DictCursor
 from sqlalchemy import TextClause, event, text
+from sqlalchemy import exc as sa_exc
 
 from sessionstore.backends.sql.codec import Codec, Row
-from sessionstore.backends.sql.dialect import Dialect, WriteKind
-from sessionstore.backends.sql.engine import bare
+from sessionstore.backends.sql.dialect import Dialect, TraceIdTakenError, WriteKind
+from sessionstore.backends.sql.item_statements import NOTHING_LEFT, ItemStatements
+from sessionstore.backends.sql.mysql_items import ITEMS_STEP, MySQLItems
+from sessionstore.backends.sql.mysql_wire import BEGIN as _BEGIN
+from sessionstore.backends.sql.mysql_wire import Batch
+from sessionstore.backends.sql.mysql_wire import send as _send
 from sessionstore.backends.sql.options import EngineOptions
 from sessionstore.backends.sql.packet import check_packet, largest_field, most_bytes
 from sessionstore.backends.sql.schema import TableNames
 from sessionstore.backends.sql.statements import (
-    BIND,
     BUMP,
     ENTRY_NAMES,
     ENTRY_VALUES,
@@ -51,6 +54,7 @@ from sessionstore.backends.sql.statements import (
     SESSION_COLUMNS,
     Statements,
 )
+from sessionstore.backends.sql.tls import asyncmy_arguments
 from sessionstore.errors import StoreError
 from sessionstore.stored import COLUMNS
 
@@ -115,66 +119,47 @@ CREATE TABLE IF NOT EXISTS {t.traces} (
 ) {table}
 """.replace("{key}", _KEY).replace("{table}", _TABLE)
 
+# A trace id is unique within its session (issue #12): its SHA-256 (of its
+# UTF-8) gets a column and a UNIQUE index. MySQL's DDL is not transactional,
+# so the step can run again after it stopped halfway: the column and the index
+# come in one ALTER, which the schema skips once the column exists, and the
+# fill sets the same values however often it runs. It reads each id from the
+# start of its step document: a document always starts with its id, and a
+# string in JSON never holds '","' (its quotes are escaped), so the first
+# '","origin_function":' ends the id; the rest of the document is never
+# parsed (MariaDB's JSON functions stop at 32 levels of nesting, MySQL's fail
+# past 100). A namespace written before may hold a session with one id twice:
+# every step stays as it is, but only the earliest gets the digest; the later
+# ones keep NULL, which the index lets repeat.
+_TRACE_DIGEST = (
+    """UNHEX(SHA2(JSON_UNQUOTE(CASE WHEN LEFT({step}, 13) = '{{"trace_id":"' """
+    """AND LOCATE('","origin_function":', {step}) > 13 """
+    """THEN SUBSTRING({step}, 13, LOCATE('","origin_function":', {step}) - 12) END), 256))"""
+)
+_V2 = f"""
+ALTER TABLE {{t.traces}} ADD COLUMN trace_digest BINARY(32) NULL,
+    ADD UNIQUE KEY {{t.prefix}}traces_id (user_key, session_key, trace_digest);
+UPDATE {{t.traces}} d JOIN (
+    SELECT user_key, session_key, MIN(seq) AS first_seq FROM {{t.traces}}
+    GROUP BY user_key, session_key, {_TRACE_DIGEST.replace("{step}", "step")}
+) f ON d.user_key = f.user_key AND d.session_key = f.session_key AND d.seq = f.first_seq
+SET d.trace_digest = {_TRACE_DIGEST.replace("{step}", "d.step")}
+"""
+_DUPLICATE_KEY: Final = 1062  # MySQL's error number
+
+
+def _trace_digest(trace_id: str) -> bytes:
+    """Return the SHA-256 of ``trace_id`` in UTF-8."""
+    return hashlib.sha256(trace_id.encode()).digest()
+
+
 # What a write of each kind sets on a new session row; LAST_INSERT_ID(1) hands seq 1 on.
 _NEW_ROW: Final[dict[WriteKind, str]] = {
     "entry": "LAST_INSERT_ID(1), 1, 0, 0, FALSE",
     "trace": "0, 0, LAST_INSERT_ID(1), 1, FALSE",
     "graph": "0, 0, 0, 0, TRUE",
 }
-_BEGIN: Final = ("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "START TRANSACTION")
-
-
-class Batch:
-    """Statements sent to MySQL/MariaDB as one multi-statement query (one round trip).
-
-    ``sql`` uses the driver's ``%(name)s`` parameters; ``result`` is the index
-    of the statement whose outcome the caller reads (its rows, or its row
-    count when it returns none).
-    """
-
-    def __init__(self, statements: list[str], result: int = -1) -> None:
-        joined = ";\n".join(statements)
-        self.sql = BIND.sub(r"%(\1)s", joined.replace("%", "%%"))
-        self.result = result if result >= 0 else len(statements) + result
-
-
 _MAX_PACKET: Final = Batch(["SELECT @@max_allowed_packet AS packet"], result=0)
-
-
-async def _rollback(conn: Any) -> None:
-    await conn.rollback()
-
-
-async def _send(
-    engine: AsyncEngine, batch: Batch, params: Mapping[str, Any], packet: int | None = None
-) -> Any:
-    """Run a batch as one multi-statement query: one round trip.
-
-    Returns the rows (as dicts) of the statement ``batch.result`` names, or
-    its row count when it returns none. On an error the open transaction is
-    rolled back before the error is raised.
-
-    Raises:
-        InvalidParameterError: the batch with its values is over ``packet``
-            bytes; nothing was sent.
-
-    """
-    async with bare(engine, batch.sql, recover=_rollback) as conn:
-        cursor = conn.cursor(DictCursor)
-        try:
-            # The values go in here, once; execute() then sends the text as it is.
-            query = cursor.mogrify(batch.sql, params)
-            check_packet(query, packet)
-            await cursor.execute(query)
-            index, outcome = 0, None
-            while True:
-                if index == batch.result:
-                    outcome = await cursor.fetchall() if cursor.description else cursor.rowcount
-                if not await cursor.nextset():
-                    return outcome
-                index += 1
-        finally:
-            await cursor.close()
 
 
 async def _connect(seconds: float, **arguments: Any) -> Any:
@@ -195,8 +180,8 @@ class MySQL(Dialect):
     """MySQL and MariaDB: one batch per call, ``GET_LOCK`` locks, binary keys."""
 
     name = "mysql"
-    codec = Codec(COLUMNS, binary_keys=True)
-    migrations = (_V1,)
+    codec = Codec(COLUMNS, binary_keys=True, trace_digest=_trace_digest)
+    migrations = (_V1, _V2, ITEMS_STEP)
     table_columns = (
         "SELECT table_name AS table_name, column_name AS column_name "
         "FROM information_schema.columns "
@@ -205,6 +190,7 @@ class MySQL(Dialect):
     current_database = "SELECT DATABASE()"
     improve_lock = "SELECT GET_LOCK(:key, 0)"
     improve_unlock = "SELECT RELEASE_LOCK(:key)"
+    items: MySQLItems
 
     def __init__(self, table_prefix: str) -> None:
         t = self.tables = TableNames(table_prefix)
@@ -213,6 +199,10 @@ class MySQL(Dialect):
             on_conflict="ON DUPLICATE KEY UPDATE",
             sweep=f"DELETE FROM {t.sessions} WHERE expires_at <= :now ORDER BY expires_at LIMIT :n",
         )
+        self.item_sql = ItemStatements(t)
+        self.items = MySQLItems(t, self.sql.delete_expired.text)
+        # The end of a duplicate key error's message, on MySQL and MariaDB alike.
+        self._trace_id_key = f"{t.prefix}traces_id'"
         digest = hashlib.sha256(t.prefix.encode()).hexdigest()
         self._migration_lock_name = f"sessionstore:{digest[:40]}"
         self._lock_live = f"SELECT s.qa_count FROM {t.sessions} s WHERE {KEY} AND {LIVE} FOR UPDATE"
@@ -242,8 +232,8 @@ class MySQL(Dialect):
         child = {
             "entry": f"INSERT INTO {t.entries} (user_key, session_key, seq, {ENTRY_NAMES}) "
             f"VALUES (:u, :s, LAST_INSERT_ID(), {ENTRY_VALUES})",
-            "trace": f"INSERT INTO {t.traces} (user_key, session_key, seq, step) "
-            "VALUES (:u, :s, LAST_INSERT_ID(), :step)",
+            "trace": f"INSERT INTO {t.traces} (user_key, session_key, seq, step, trace_digest) "
+            "VALUES (:u, :s, LAST_INSERT_ID(), :step, :trace_digest)",
             "graph": f"INSERT INTO {t.graph} (user_key, session_key, context) "
             "VALUES (:u, :s, :context) ON DUPLICATE KEY UPDATE context = :context",
         }[kind]
@@ -264,8 +254,7 @@ class MySQL(Dialect):
                 "SET @sessionstore_deleted = ROW_COUNT()",
                 f"UPDATE {t.sessions} SET qa_count = qa_count - 1, updated_at = :now, "
                 f"expires_at = :exp WHERE {OWN_KEY} AND @sessionstore_deleted > 0",
-                f"DELETE FROM {t.sessions} WHERE {OWN_KEY} "
-                "AND qa_count = 0 AND trace_count = 0 AND has_graph = FALSE "
+                f"DELETE FROM {t.sessions} WHERE {OWN_KEY} AND {NOTHING_LEFT} "
                 "AND @sessionstore_deleted > 0",
                 "COMMIT",
             ],
@@ -302,21 +291,34 @@ class MySQL(Dialect):
     # -- engine, locks -------------------------------------------------------
 
     def engine_arguments(self, options: EngineOptions) -> dict[str, Any]:
-        """Return asyncmy's connect (bounded as a whole) and charset; no blanket rollback."""
+        """Return asyncmy's connect (bounded as a whole), charset and driver options.
+
+        TLS options become one SSLContext (``tls.py``). No blanket rollback.
+
+        Raises:
+            InvalidParameterError: a certificate or key file cannot be read or used.
+
+        """
         return {
             "connect_args": {
                 "connect_timeout": options.connect_timeout,
                 "charset": "utf8mb4",
                 # SQLAlchemy's asyncmy dialect connects with this instead of asyncmy.connect.
                 "async_creator_fn": partial(_connect, options.connect_timeout),
+                **asyncmy_arguments(options.driver),
             },
             # asyncmy's rollback costs a round trip: _reset sends it only when needed.
             "pool_reset_on_return": None,
         }
 
     def watch(self, engine: AsyncEngine) -> None:
-        """Roll back a returned connection only inside a transaction."""
+        """Roll back a returned connection only inside a transaction; check packet sizes.
+
+        A store builds an engine per event loop: each one checks its
+        statements against the limit read once, at open (:meth:`field_limit`).
+        """
         event.listen(engine.sync_engine.pool, "reset", _reset)
+        event.listen(engine.sync_engine, "before_cursor_execute", self._check_statement, named=True)
 
     def unwatch(self, engine: AsyncEngine) -> None:
         """Stop checking the packet size of ``engine``'s statements (a borrowed engine)."""
@@ -354,7 +356,7 @@ class MySQL(Dialect):
         the engine or borrowed it (:meth:`unwatch` stops that when it closes).
         """
         rows = await _send(engine, _MAX_PACKET, {})
-        self._packet = int(rows[0]["packet"])
+        self._packet = self.items.packet = int(rows[0]["packet"])
         target = engine.sync_engine
         if not event.contains(target, "before_cursor_execute", self._check_statement):
             event.listen(target, "before_cursor_execute", self._check_statement, named=True)
@@ -407,8 +409,20 @@ class MySQL(Dialect):
         return count
 
     async def write(self, engine: AsyncEngine, kind: WriteKind, params: Mapping[str, Any]) -> bool:
-        """Delete the session if expired, then upsert it and add the child: one batch."""
-        await _send(engine, self._writes[kind], params, self._packet)
+        """Delete the session if expired, then upsert it and add the child: one batch.
+
+        Raises:
+            TraceIdTakenError: the trace step's id is in the session already (the
+                batch was rolled back).
+
+        """
+        try:
+            await _send(engine, self._writes[kind], params, self._packet)
+        except sa_exc.DBAPIError as exc:
+            said: tuple[object, ...] = getattr(exc.orig, "args", ())
+            if said[:1] == (_DUPLICATE_KEY,) and str(said[-1]).endswith(self._trace_id_key):
+                raise TraceIdTakenError("the session already holds this trace id") from exc
+            raise
         return True
 
     async def update(

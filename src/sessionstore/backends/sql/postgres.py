@@ -15,20 +15,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import TextClause, text
+from sqlalchemy import exc as sa_exc
 
 from sessionstore.backends.sql.codec import Codec, Row, column_of
-from sessionstore.backends.sql.dialect import Dialect, WriteKind
-from sessionstore.backends.sql.engine import bare
+from sessionstore.backends.sql.dialect import Dialect, TraceIdTakenError, WriteKind
+from sessionstore.backends.sql.item_statements import NOTHING_BUT_ENTRIES, ItemStatements
 from sessionstore.backends.sql.options import EngineOptions
+from sessionstore.backends.sql.postgres_items import ITEMS_STEP, PostgresItems
+from sessionstore.backends.sql.postgres_wire import Positional
+from sessionstore.backends.sql.postgres_wire import send as _send
 from sessionstore.backends.sql.schema import TableNames
 from sessionstore.backends.sql.statements import (
-    BIND,
     BUMP,
     ENTRY_NAMES,
     KEY,
@@ -37,6 +39,7 @@ from sessionstore.backends.sql.statements import (
     SESSION_COLUMNS,
     Statements,
 )
+from sessionstore.backends.sql.tls import asyncpg_arguments
 from sessionstore.stored import COLUMNS, ENTRY_FIELDS, Kind, compact_json
 
 if TYPE_CHECKING:
@@ -117,6 +120,38 @@ CREATE TABLE {t.traces} (
 )
 """.replace("{key}", _KEY)
 
+# A trace id is unique within its session (issue #12). The digest is of the
+# id's JSON text as the step document holds it (see _trace_digest): the one
+# form of it SQL can take from a stored document whatever the id holds (the
+# json type cannot turn a NUL back into text). A step document always starts
+# with its id, and a string in JSON never holds '","' (its quotes are
+# escaped), so the first '","origin_function":' ends the id. A namespace
+# written before may hold a session with one id twice: every step stays as it
+# is, but only the earliest gets the digest; the later ones keep NULL, which
+# the UNIQUE index lets repeat.
+_TRACE_ID_TEXT = (
+    """CASE WHEN left(step, 13) = '{{"trace_id":"' AND strpos(step, '","origin_function":') > 13 """
+    """THEN substring(step, 13, strpos(step, '","origin_function":') - 12) END"""
+)
+_V2 = f"""
+ALTER TABLE {{t.traces}} ADD COLUMN trace_digest bytea;
+UPDATE {{t.traces}} SET trace_digest = sha256(convert_to({_TRACE_ID_TEXT}, 'UTF8'));
+UPDATE {{t.traces}} d SET trace_digest = NULL FROM (
+    SELECT user_key, session_key, seq, row_number() OVER (
+        PARTITION BY user_key, session_key, trace_digest ORDER BY seq
+    ) AS nth
+    FROM {{t.traces}} WHERE trace_digest IS NOT NULL
+) n WHERE n.nth > 1 AND d.user_key = n.user_key AND d.session_key = n.session_key
+    AND d.seq = n.seq;
+CREATE UNIQUE INDEX {{t.prefix}}traces_id ON {{t.traces}} (user_key, session_key, trace_digest)
+"""
+
+
+def _trace_digest(trace_id: str) -> bytes:
+    """Return the SHA-256 of ``trace_id``'s JSON text, as a trace step document holds it."""
+    return hashlib.sha256(compact_json(trace_id).encode()).digest()
+
+
 # What a write of each kind sets on a new session row.
 _NEW_ROW: Final[dict[WriteKind, str]] = {
     "entry": "1, 1, 0, 0, FALSE",
@@ -126,49 +161,19 @@ _NEW_ROW: Final[dict[WriteKind, str]] = {
 # The parameter types asyncpg cannot infer from an INSERT ... SELECT; text otherwise.
 _CASTS: Final = {Kind.ID: "varchar", Kind.TIME: "bigint", Kind.INT: "smallint"}
 _KEYS: Final = "CAST(:u AS varchar), CAST(:s AS varchar)"
-
-_How = Literal["rows", "value", "count"]
-
-
-class Positional:
-    """A statement with asyncpg's ``$n`` parameters, and the names they stand for."""
-
-    def __init__(self, sql: str) -> None:
-        self.names: list[str] = []
-
-        def number(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in self.names:
-                self.names.append(name)
-            return f"${self.names.index(name) + 1}"
-
-        self.sql: str = BIND.sub(number, sql)
-
-
-async def _send(
-    engine: AsyncEngine, statement: Positional, params: Mapping[str, Any], how: _How
-) -> Any:
-    """Run one statement on a bare asyncpg connection, outside any transaction.
-
-    ``how`` is ``rows`` (all rows), ``value`` (first column of the first row
-    or ``None``) or ``count`` (rows changed).
-    """
-    args = [params[name] for name in statement.names]
-    async with bare(engine, statement.sql) as conn:
-        if how == "rows":
-            return await conn.fetch(statement.sql, *args)
-        if how == "value":
-            return await conn.fetchval(statement.sql, *args)
-        status: str = await conn.execute(statement.sql, *args)
-        return int(status.rsplit(" ", 1)[-1])
+_UNIQUE_VIOLATION: Final = "23505"  # SQLSTATE
 
 
 class PostgreSQL(Dialect):
     """PostgreSQL: one statement per call, advisory locks, NUL-escaped texts."""
 
     name = "postgresql"
-    codec = Codec(COLUMNS.but(Kind.TEXT, escape_nul, unescape_nul), binary_keys=False)
-    migrations = (_V1,)
+    codec = Codec(
+        COLUMNS.but(Kind.TEXT, escape_nul, unescape_nul),
+        binary_keys=False,
+        trace_digest=_trace_digest,
+    )
+    migrations = (_V1, _V2, ITEMS_STEP)
     table_columns = (
         "SELECT n.name AS table_name, a.attname AS column_name "
         "FROM unnest(ARRAY[{names}]) AS n(name) "
@@ -189,6 +194,9 @@ class PostgreSQL(Dialect):
             f"SELECT ctid FROM {t.sessions} WHERE expires_at <= :now "
             "ORDER BY expires_at LIMIT :n FOR UPDATE SKIP LOCKED))",
         )
+        self.item_sql = ItemStatements(t)
+        self.items = PostgresItems(t, self.sql.delete_expired.text)
+        self._trace_id_index = f"{t.prefix}traces_id"
         digest = hashlib.sha256(f"sessionstore:{t.prefix}".encode()).digest()
         self._migration_lock_id = self.improve_lock_key(digest)
         self._appends = {kind: Positional(self._append(kind)) for kind in _NEW_ROW}
@@ -235,8 +243,8 @@ class PostgreSQL(Dialect):
             )
         elif kind == "trace":
             child = (
-                f"INSERT INTO {t.traces} (user_key, session_key, seq, step) "
-                f"SELECT {_KEYS}, s.seq, CAST(:step AS text) FROM s "
+                f"INSERT INTO {t.traces} (user_key, session_key, seq, step, trace_digest) "
+                f"SELECT {_KEYS}, s.seq, CAST(:step AS text), CAST(:trace_digest AS bytea) FROM s "
             )
         else:
             child = (
@@ -252,9 +260,10 @@ class PostgreSQL(Dialect):
         The row goes when that entry was all it held.
         """
         t = self.tables
-        last = "EXISTS (SELECT 1 FROM s WHERE qa_count = 1 AND trace_count = 0 AND NOT has_graph)"
+        last = f"EXISTS (SELECT 1 FROM s WHERE qa_count = 1 AND {NOTHING_BUT_ENTRIES})"
         return (
-            f"WITH s AS (SELECT s.qa_count, s.trace_count, s.has_graph FROM {t.sessions} s "
+            "WITH s AS (SELECT s.qa_count, s.trace_count, s.has_graph, s.item_count, "
+            f"s.state_rev FROM {t.sessions} s "
             f"WHERE {KEY} AND {LIVE} FOR UPDATE), "
             f"d AS (DELETE FROM {t.entries} WHERE {OWN_KEY} AND entry_id = :id "
             "AND EXISTS (SELECT 1 FROM s) RETURNING 1), "
@@ -296,14 +305,26 @@ class PostgreSQL(Dialect):
     # -- engine, locks -------------------------------------------------------
 
     def engine_arguments(self, options: EngineOptions) -> dict[str, Any]:
-        """Return asyncpg's connect timeout and name, and a rollback on return.
+        """Return asyncpg's connect timeout, name and driver options, and a rollback on return.
 
-        asyncpg's rollback is free outside a transaction: it sends nothing.
+        The session's ``application_name`` is ``sessionstore`` unless the
+        options name another. asyncpg's rollback is free outside a
+        transaction: it sends nothing.
+
+        Raises:
+            InvalidParameterError: a certificate or key file cannot be read.
+
         """
+        driver = options.driver
+        settings = {
+            "application_name": driver.get("application_name", "sessionstore"),
+            **driver.get("server_settings", {}),
+        }
         return {
             "connect_args": {
                 "timeout": options.connect_timeout,
-                "server_settings": {"application_name": "sessionstore"},
+                "server_settings": settings,
+                **asyncpg_arguments(driver),
             },
             "pool_reset_on_return": "rollback",
         }
@@ -356,8 +377,22 @@ class PostgreSQL(Dialect):
         """Upsert the session row and add the child in one statement.
 
         Nothing is written when the session had expired: it is deleted then.
+
+        Raises:
+            TraceIdTakenError: the trace step's id is in the session already.
+
         """
-        if await _send(engine, self._appends[kind], params, "value") is not None:
+        try:
+            written = await _send(engine, self._appends[kind], params, "value")
+        except sa_exc.DBAPIError as exc:
+            orig = exc.orig
+            if (
+                getattr(orig, "sqlstate", None) == _UNIQUE_VIOLATION
+                and getattr(orig, "constraint_name", None) == self._trace_id_index
+            ):
+                raise TraceIdTakenError("the session already holds this trace id") from exc
+            raise
+        if written is not None:
             return True
         await self.rowcount(engine, self.sql.delete_expired, params)
         return False

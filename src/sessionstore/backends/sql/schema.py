@@ -23,6 +23,7 @@ so they round-trip exactly whatever the server's time zone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 from sqlalchemy import text
 
 from sessionstore.errors import StoreError
+from sessionstore.observe import logger_for
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -37,13 +39,33 @@ if TYPE_CHECKING:
     from sessionstore.backends.sql.connection import SQLConnection
     from sessionstore.backends.sql.dialect import Dialect
 
-__all__ = ["IDENTITY", "SCHEMA_VERSION", "VERSION_COLUMNS", "Found", "Schema", "TableNames"]
+__all__ = [
+    "IDENTITY",
+    "ITEMS_VERSION",
+    "SCHEMA_VERSION",
+    "SINCE",
+    "VERSION_COLUMNS",
+    "Found",
+    "Schema",
+    "TableNames",
+]
 
-SCHEMA_VERSION = 1
-"""The version this code reads and writes; ``len(dialect.migrations)`` for every dialect."""
+_log = logger_for(__name__)
+
+SCHEMA_VERSION = 3
+"""The version this code reads and writes; ``len(dialect.migrations)`` for every dialect.
+
+1: the tables. 2: ``trace_steps.trace_digest`` and its UNIQUE index (a trace
+id is unique within its session). 3: the item log and the states
+(:data:`ITEMS_VERSION`).
+"""
+
+ITEMS_VERSION: Final = 3
+"""The version whose step adds the item log and the states (issue #14)."""
 
 VERSION_COLUMNS: Final = frozenset({"id", "version"})
 """The columns of ``<prefix>schema_version``, exactly."""
+_ADD_COLUMN: Final = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+) ", re.IGNORECASE)
 
 IDENTITY: Final[Mapping[str, frozenset[str]]] = {
     "sessions": frozenset(
@@ -52,8 +74,13 @@ IDENTITY: Final[Mapping[str, frozenset[str]]] = {
     "entries": frozenset({"user_key", "session_key", "seq", "entry_id", "created_at"}),
     "graph_contexts": frozenset({"user_key", "session_key", "context"}),
     "trace_steps": frozenset({"user_key", "session_key", "seq", "step"}),
+    "items": frozenset({"user_key", "session_key", "seq", "item_id", "created_at", "data"}),
+    "scoped_states": frozenset({"kind", "name", "state", "revision"}),
 }
 """Per table (without its prefix), columns every version of it has: how it is known as ours."""
+
+SINCE: Final[Mapping[str, int]] = {"items": ITEMS_VERSION, "scoped_states": ITEMS_VERSION}
+"""Tables a later step created (without their prefix): the version from which they exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,19 +110,29 @@ class TableNames:
         return f"{self.prefix}trace_steps"
 
     @property
+    def items(self) -> str:
+        """Item log entries keyed by (user, session, seq)."""
+        return f"{self.prefix}items"
+
+    @property
+    def scoped(self) -> str:
+        """The states of users and apps, keyed by (kind, name)."""
+        return f"{self.prefix}scoped_states"
+
+    @property
     def version(self) -> str:
         """The schema version of this namespace."""
         return f"{self.prefix}schema_version"
 
     @property
-    def children(self) -> tuple[str, str, str]:
+    def children(self) -> tuple[str, ...]:
         """The tables whose rows belong to a session row."""
-        return (self.entries, self.graph, self.traces)
+        return (self.entries, self.graph, self.traces, self.items)
 
     @property
     def every(self) -> tuple[str, ...]:
         """Every table of the namespace, in the order they can be dropped."""
-        return (*self.children, self.sessions, self.version)
+        return (*self.children, self.sessions, self.scoped, self.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +143,17 @@ class Found:
     """The namespace's table names that exist, each with its columns."""
     version: int | None
     """The version row of ``<prefix>schema_version``; ``None`` when there is none."""
+
+
+def _made_already(statement: str, found: Found) -> bool:
+    """Return whether ``statement`` adds a column ``found`` shows (a step that stopped halfway).
+
+    MySQL's DDL is not transactional: a step interrupted after one of its
+    ``ALTER TABLE ... ADD COLUMN`` statements runs again from its start on
+    the next open, and MySQL has no ``ADD COLUMN IF NOT EXISTS``.
+    """
+    added = _ADD_COLUMN.match(statement.strip())
+    return added is not None and added.group(2).lower() in found.columns.get(added.group(1), ())
 
 
 def _check_not_newer(version: int, where: str) -> None:
@@ -235,8 +283,8 @@ class Schema:
             name = t.prefix + suffix
             columns = found.columns.get(name)
             if columns is None:
-                if found.version == 0:
-                    continue  # a migration that stopped halfway (MySQL's DDL is not transactional)
+                if found.version < SINCE.get(suffix, 1):
+                    continue  # not made yet, or a migration stopped halfway (MySQL's DDL)
                 return f"{name} is missing"
             if not identity <= columns:
                 return f"{name} lacks the columns {', '.join(sorted(identity - columns))}"
@@ -269,8 +317,14 @@ class Schema:
             )
             await conn.execute(text(f"INSERT INTO {tables.version} (id, version) VALUES (1, 0)"))
         for step in self._dialect.migrations[version:]:
+            _log.info(
+                "migrating %s from schema version %d to %d",
+                self._connection.where,
+                version,
+                version + 1,
+            )
             for statement in step.format(t=tables).split(";"):
-                if statement.strip():
+                if statement.strip() and not _made_already(statement, found):
                     await conn.execute(text(statement.strip()))
             version += 1
             await conn.execute(

@@ -23,6 +23,7 @@ __all__ = [
     "BUMP",
     "ENTRY_NAMES",
     "ENTRY_VALUES",
+    "ITEM_SESSION_COLUMNS",
     "KEY",
     "LIVE",
     "OWN_KEY",
@@ -40,6 +41,8 @@ SESSION_COLUMNS: Final = (
     "user_key, session_key, created_at, updated_at, expires_at, "
     "next_seq, qa_count, trace_seq, trace_count, has_graph"
 )
+ITEM_SESSION_COLUMNS: Final = "item_seq, item_count, state, state_rev"
+"""The session row's item log and state columns (schema version 3 on): each has a default."""
 BUMP: Final = {"entry": ("next_seq", "qa_count"), "trace": ("trace_seq", "trace_count")}
 """The session row's sequence and count columns a write of each kind advances."""
 BIND: Final = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
@@ -78,7 +81,8 @@ class Statements:
         self.latest_id = text(f"SELECT e.entry_id {entries_of} ORDER BY e.seq DESC LIMIT 1")
         self.count = text(f"SELECT s.qa_count FROM {t.sessions} s WHERE {KEY} AND {LIVE}")
         self.session_row = text(
-            f"SELECT s.created_at, s.updated_at FROM {t.sessions} s WHERE {KEY} AND {LIVE}"
+            "SELECT s.created_at, s.updated_at, s.state, s.state_rev "
+            f"FROM {t.sessions} s WHERE {KEY} AND {LIVE}"
         )
         self.graph = text(
             f"SELECT g.context FROM {t.sessions} s JOIN {t.graph} g "
@@ -88,7 +92,8 @@ class Statements:
         self.traces_latest = text(f"SELECT e.step {traces_of} ORDER BY e.seq DESC LIMIT :n")
         self.traces_all = text(f"SELECT e.step {traces_of} ORDER BY e.seq")
         listing = (
-            f"SELECT s.session_key, s.created_at, s.updated_at, s.qa_count FROM {t.sessions} s "
+            "SELECT s.session_key, s.created_at, s.updated_at, s.qa_count, s.item_count "
+            f"FROM {t.sessions} s "
             f"WHERE s.user_key = :u AND {LIVE}"
         )
         order = "ORDER BY s.updated_at DESC, s.session_key LIMIT :n"
@@ -115,17 +120,20 @@ class Statements:
         )
         self.delete_any = text(f"DELETE FROM {t.sessions} WHERE {OWN_KEY}")
         self.prune: tuple[TextClause, ...] = tuple(
-            text(f"DELETE FROM {name}") for name in (*t.children, t.sessions)
+            text(f"DELETE FROM {name}") for name in (*t.children, t.sessions, t.scoped)
         )
         self.sweep = text(sweep)
         # An import takes the session row (and its lock) as every write does, by
         # upserting it, so concurrent writes of the session queue behind it.
         self.replace_session = text(
-            f"INSERT INTO {t.sessions} ({SESSION_COLUMNS}) VALUES "
+            f"INSERT INTO {t.sessions} ({SESSION_COLUMNS}, {ITEM_SESSION_COLUMNS}) VALUES "
             "(:u, :s, :created, :updated, :exp, :next_seq, :qa_count, :trace_seq, :trace_count, "
-            f":has_graph) {on_conflict} created_at = :created, updated_at = :updated, "
+            ":has_graph, :item_seq, :item_count, :state, :state_rev) "
+            f"{on_conflict} created_at = :created, updated_at = :updated, "
             "expires_at = :exp, next_seq = :next_seq, qa_count = :qa_count, "
-            "trace_seq = :trace_seq, trace_count = :trace_count, has_graph = :has_graph"
+            "trace_seq = :trace_seq, trace_count = :trace_count, has_graph = :has_graph, "
+            "item_seq = :item_seq, item_count = :item_count, state = :state, "
+            "state_rev = :state_rev"
         )
         self.clear_children: tuple[TextClause, ...] = tuple(
             text(f"DELETE FROM {name} WHERE {OWN_KEY}") for name in t.children
@@ -135,8 +143,8 @@ class Statements:
             f"VALUES (:u, :s, :seq, {ENTRY_VALUES})"
         )
         self.insert_trace = text(
-            f"INSERT INTO {t.traces} (user_key, session_key, seq, step) "
-            "VALUES (:u, :s, :seq, :step)"
+            f"INSERT INTO {t.traces} (user_key, session_key, seq, step, trace_digest) "
+            "VALUES (:u, :s, :seq, :step, :trace_digest)"
         )
         self.insert_graph = text(
             f"INSERT INTO {t.graph} (user_key, session_key, context) VALUES (:u, :s, :context)"

@@ -20,8 +20,20 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from sessionstore.backends.sql.dialect import WriteKind, load_dialect
-from sessionstore.backends.sql.options import OPTIONS, EngineOptions, StoreOptions
+from sessionstore.backends.sql.dialect import (
+    TraceIdTakenError,
+    WriteKind,
+    family_of,
+    load_dialect,
+)
+from sessionstore.backends.sql.item_steps import SQLItemSteps
+from sessionstore.backends.sql.options import (
+    DRIVER_OPTIONS,
+    OPTIONS,
+    EngineOptions,
+    StoreOptions,
+    check_driver_options,
+)
 from sessionstore.backends.sql.sweep import Sweeper
 from sessionstore.clock import now_utc, to_micros
 from sessionstore.errors import InvalidParameterError, StoreError
@@ -29,7 +41,7 @@ from sessionstore.keys import AllUsers, PageCursor, SessionKey
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
 from sessionstore.records import SessionData
 from sessionstore.store import SessionStore
-from sessionstore.stored import compact_json, trace_from_json, trace_to_json
+from sessionstore.stored import compact_json, trace_from_json
 from sessionstore.urls import redact_url, split_options
 
 if TYPE_CHECKING:
@@ -64,7 +76,7 @@ def _dialect_name(engine: object) -> str:
     return name
 
 
-class SQLStore(SessionStore):
+class SQLStore(SQLItemSteps, SessionStore):
     """Sessions in PostgreSQL, MySQL or MariaDB tables named ``<table_prefix>*``.
 
     Build it with :func:`sessionstore.open_store` (``postgresql://user:pw@host/db``,
@@ -76,7 +88,10 @@ class SQLStore(SessionStore):
         url: ``postgresql://user:pw@host/db``, ``mysql://...`` or
             ``mariadb://...``; ignored when ``engine`` is given.
         engine: an ``AsyncEngine`` to use instead of building one; the store
-            never disposes it.
+            never disposes it. It belongs to the application's event loop: the
+            store uses it as it is, from whatever loop calls. A store that builds
+            its own builds one per event loop, so it works from any loop and
+            thread (``loops.py``).
         table_prefix: namespace of this store's tables (lowercase letters,
             digits, ``_``; up to 32 characters).
         auto_migrate: create or upgrade the schema on first use; with
@@ -101,11 +116,16 @@ class SQLStore(SessionStore):
         retries: how often a deadlock or serialization failure is retried.
         sweep_interval: seconds between background sweeps of expired sessions.
         sweep_batch: sessions deleted per sweep statement.
-        connect_args: extra keyword arguments for the driver's ``connect``
-            (``ssl``, ``server_settings``, ...); keyword only, not in URLs.
+        connect_args: extra keyword arguments for the driver's ``connect``,
+            passed as they are after every other; keyword only, not in URLs.
+        **driver: the driver's connection options (TLS, charset, timeouts,
+            names: ``options.DRIVER_OPTIONS`` lists each family's, and
+            ``docs/backends/sql.md`` says what each does), for an engine the
+            store builds; in the URL or as keywords.
         ttl, max_field_bytes: see :class:`SessionStore`. On MySQL/MariaDB,
             ``max_field_bytes`` left unset is lowered at open to what the
             server's ``max_allowed_packet`` always carries.
+        slow_call_ms, otel_ids: see :class:`SessionStore`.
 
     Raises:
         InvalidParameterError: a bad option (see ``options.py`` for each rule).
@@ -132,8 +152,22 @@ class SQLStore(SessionStore):
         sweep_interval: float = 60.0,
         sweep_batch: int = 500,
         connect_args: dict[str, Any] | None = None,
-        **base: Any,
+        **more: Any,
     ) -> None:
+        if engine is not None:
+            family = family_of(_dialect_name(engine))
+        elif isinstance(url, str):
+            family = family_of(url.partition("://")[0] if "://" in url else "")
+        else:
+            raise InvalidParameterError("SQLStore needs a url (a str) or an engine")
+        passed = DRIVER_OPTIONS[family.name]
+        driver = {name: value for name, value in more.items() if name in passed}
+        base = {name: value for name, value in more.items() if name not in passed}
+        if driver and engine is not None:
+            raise InvalidParameterError(
+                f"driver options ({', '.join(sorted(driver))}) apply to an engine the store "
+                "builds; give them to your own engine (create_async_engine's connect_args)"
+            )
         super().__init__(**base)
         self._field_limit_given = "max_field_bytes" in base
         if not isinstance(table_prefix, str) or (
@@ -154,22 +188,22 @@ class SQLStore(SessionStore):
             connect_timeout,
             pre_ping,
             {} if connect_args is None else connect_args,
+            check_driver_options(family.name, driver),
         )
         if engine is not None:
             dialect = load_dialect(_dialect_name(engine), table_prefix)
             shown = redact_url(engine.url.render_as_string(hide_password=True))
-        elif isinstance(url, str):
-            scheme, sep, _ = url.partition("://")
-            dialect = load_dialect(scheme if sep else "", table_prefix)
-            shown = redact_url(url)
         else:
-            raise InvalidParameterError("SQLStore needs a url (a str) or an engine")
+            dialect = load_dialect(family.name, table_prefix)
+            shown = redact_url(url)
         # These import SQLAlchemy: only now that load_dialect found the extra installed.
         from sessionstore.backends.sql.connection import SQLConnection  # noqa: PLC0415
         from sessionstore.backends.sql.schema import Schema  # noqa: PLC0415
 
         self.dialect: str = dialect.name
         """``"postgresql"`` or ``"mysql"`` (MariaDB included)."""
+        # OpenTelemetry's db.system.name: MariaDB when its URL scheme says so.
+        self._db_system_name = "mariadb" if shown.startswith("mariadb") else dialect.name
         self.tables = dialect.tables
         self.auto_migrate = options.auto_migrate
         self._dialect = dialect
@@ -203,7 +237,10 @@ class SQLStore(SessionStore):
             MissingDependencyError: the ``postgres`` or ``mysql`` extra is missing.
 
         """
-        base_url, merged = split_options(url, options, OPTIONS)
+        scheme, sep, _ = url.partition("://") if isinstance(url, str) else ("", "", "")
+        family = family_of(scheme if sep else "")  # no "://": nothing of it shown
+        passed = {name: option.parse for name, option in DRIVER_OPTIONS[family.name].items()}
+        base_url, merged = split_options(url, options, OPTIONS, driver=passed)
         return cls(base_url, **merged)
 
     def describe(self) -> str:
@@ -226,6 +263,8 @@ class SQLStore(SessionStore):
         )
         if largest is not None and not self._field_limit_given:
             self.max_field_bytes = min(self.max_field_bytes, largest)
+        if getattr(self._db.engine.dialect, "is_mariadb", False):  # known once connected
+            self._db_system_name = "mariadb"
         self._sweeping.start()
 
     async def migrate(self) -> None:
@@ -319,8 +358,12 @@ class SQLStore(SessionStore):
     async def _append(self, key: SessionKey, entry: SessionQAEntry) -> None:
         await self._write("entry", {**self._params(key), **self._codec.entry_row(entry)})
 
-    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
-        await self._write("trace", {**self._params(key), "step": trace_to_json(step)})
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> bool:
+        try:
+            await self._write("trace", {**self._params(key), **self._codec.trace_row(step)})
+        except TraceIdTakenError:
+            return False
+        return True
 
     async def _set_graph_context(self, key: SessionKey, context: str) -> None:
         await self._write("graph", {**self._params(key), "context": self._codec.text_in(context)})
@@ -349,10 +392,12 @@ class SQLStore(SessionStore):
     async def _write_session(self, data: SessionData) -> None:
         params = self._params(SessionKey(data.session_id, data.user_id))
         rows = self._codec.session_rows(data, params)
+        items = self._codec.item_rows(data, params)
         sql = self._sql
+        empty = not (rows.entries or rows.traces or items or data.state.revision)
 
         async def work(conn: AsyncConnection) -> None:
-            if not rows.entries and not rows.traces and rows.graph is None:
+            if empty and rows.graph is None:
                 await conn.execute(sql.delete_any, params)
                 return
             # The session row first, as every write takes it: a write racing the
@@ -366,6 +411,8 @@ class SQLStore(SessionStore):
                 await conn.execute(sql.insert_trace, rows.traces)
             if rows.graph is not None:
                 await conn.execute(sql.insert_graph, rows.graph)
+            if items:
+                await conn.execute(self._dialect.item_sql.insert, items)
 
         await self._db.transaction(work)
         self._sweeping.wrote()
@@ -445,6 +492,7 @@ class SQLStore(SessionStore):
             entries = (await conn.execute(sql.all, params)).mappings().all()
             graph = (await conn.execute(sql.graph, params)).mappings().first()
             traces = (await conn.execute(sql.traces_all, params)).mappings().all()
-            return self._codec.session(key, session, entries, graph, traces)
+            items = (await conn.execute(self._dialect.item_sql.all, params)).mappings().all()
+            return self._codec.session(key, session, entries, graph, traces, items=items)
 
         return await self._db.snapshot(work)

@@ -7,17 +7,26 @@ index (the dialect's ``sweep`` statement), and their children go with them
 :data:`BACKGROUND_BATCHES` batches after a write once ``interval`` seconds
 have passed, never on the request path, and none once the store is closing
 (a write that finishes after :meth:`Sweeper.close` starts nothing).
+
+A background sweep is a task of the loop whose write started it, and one
+runs at a time, whichever loop: a store used from several threads does not
+sweep the same tables from each. A sweep whose loop ended (cancelled by
+``asyncio.run``, or left pending by a loop closed without that) no longer
+counts, and the next write in any loop starts a new one when due.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Final
 
 from sessionstore.clock import now_utc, to_micros
 from sessionstore.errors import StoreError
+from sessionstore.observe import logger_for
 
 if TYPE_CHECKING:
     from sqlalchemy import TextClause
@@ -28,7 +37,7 @@ __all__ = ["BACKGROUND_BATCHES", "Sweeper"]
 
 BACKGROUND_BATCHES: Final = 20
 """The most batches one background sweep deletes."""
-_log = logging.getLogger(__name__)
+_log = logger_for(__name__)
 
 
 class Sweeper:
@@ -61,6 +70,7 @@ class Sweeper:
         self._background = background
         self._next = 0.0
         self._closed = False
+        self._starting = threading.Lock()  # writes in several threads may find a sweep due
 
     def start(self) -> None:
         """Make a background sweep due now (the store has just opened)."""
@@ -84,6 +94,10 @@ class Sweeper:
             batches += 1
             if count < self._batch:
                 break
+        level = logging.INFO if deleted else logging.DEBUG
+        _log.log(
+            level, "%s: expiry sweep removed %d expired sessions", self._connection.where, deleted
+        )
         return deleted
 
     def wrote(self) -> None:
@@ -92,10 +106,16 @@ class Sweeper:
             return
         if not self._background or time.monotonic() < self._next:
             return
-        if self.task is not None and not self.task.done():
-            return
-        self._next = time.monotonic() + self._interval
-        self.task = asyncio.get_running_loop().create_task(self._sweep_in_background())
+        with self._starting:
+            if self._running() or time.monotonic() < self._next:
+                return
+            self._next = time.monotonic() + self._interval
+            self.task = asyncio.get_running_loop().create_task(self._sweep_in_background())
+
+    def _running(self) -> bool:
+        """Return whether a background sweep still runs, in this loop or another live one."""
+        task = self.task
+        return task is not None and not task.done() and not task.get_loop().is_closed()
 
     async def _sweep_in_background(self) -> int:
         try:
@@ -105,8 +125,19 @@ class Sweeper:
             return 0
 
     async def close(self) -> None:
-        """Start no more background sweeps; wait for the one still running."""
+        """Start no more background sweeps; wait for the one still running.
+
+        A sweep running in another thread's loop is cancelled there instead
+        (its loop may be busy or blocked: nothing waits for it).
+        """
         self._closed = True
-        if self.task is not None:
-            await asyncio.gather(self.task, return_exceptions=True)
-            self.task = None
+        with self._starting:
+            task, self.task = self.task, None
+        if task is None or task.done():
+            return
+        loop = task.get_loop()
+        if loop is asyncio.get_running_loop():
+            await asyncio.gather(task, return_exceptions=True)
+        elif not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # that loop closed meanwhile
+                loop.call_soon_threadsafe(task.cancel)

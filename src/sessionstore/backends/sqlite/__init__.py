@@ -4,7 +4,9 @@
 (worker thread, error translation) and ``transactions.py`` (write
 transactions keeping the ``sessions`` row current). ``schema.py`` holds the
 tables and migrations, ``codec.py`` how rows hold entries, ``statements.py``
-every statement sent, and ``lock.py`` the improve locks.
+every statement sent, ``item_log.py`` the item and session state writes,
+``state_rows.py`` the state merge and users' and apps' states, and
+``lock.py`` the improve locks.
 """
 
 from sessionstore.backends.sqlite.store import SQLiteStore

@@ -8,19 +8,27 @@ every other column is named after its field, so a field added later needs
 only its migration here. Rows are read by column name, never by position.
 
 A trace step is one JSON document in ``trace_steps.body``
-(:func:`sessionstore.stored.trace_to_json`). A whole session (export and
-import) is its ``sessions`` row plus the rows of the other tables.
+(:func:`sessionstore.stored.trace_to_json`), its id also in
+``trace_steps.trace_id``, which a UNIQUE index keeps unique per session. A
+whole session (export and import) is its ``sessions`` row plus the rows of the
+other tables.
+
+An item is one ``items`` row holding its JSON text as the store made it
+(:mod:`sessionstore.items`); a state is one ``state_values`` row per key,
+its revision and size in the ``sessions`` row.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from sessionstore.clock import from_micros, to_micros
+from sessionstore.items import ItemRecord, StateRecord, state_size
 from sessionstore.keys import SessionKey
-from sessionstore.models import SessionInfo, SessionQAEntry
+from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
 from sessionstore.records import SessionData, SessionRows
 from sessionstore.stored import (
     COLUMNS,
@@ -37,10 +45,16 @@ __all__ = [
     "column_of",
     "entry_from_row",
     "entry_to_params",
+    "item_and_state_rows",
+    "item_from_row",
+    "item_to_params",
     "key_params",
     "session_from_rows",
     "session_info_from_row",
     "session_to_rows",
+    "state_from_rows",
+    "trace_id_of_body",
+    "trace_to_params",
     "user_id_of",
     "user_key_of",
 ]
@@ -101,6 +115,23 @@ def changes_to_params(changes: Mapping[str, Any]) -> dict[str, Any]:
     return _encode(changes, changes)
 
 
+def trace_to_params(step: SessionTraceStep) -> dict[str, Any]:
+    """Return the ``:trace_id`` and ``:body`` parameters of a trace step's row."""
+    return {"trace_id": step.trace_id, "body": trace_to_json(step)}
+
+
+def trace_id_of_body(body: str) -> str | None:
+    """Return the trace id a ``trace_steps.body`` holds, ``None`` if it cannot be read.
+
+    The schema migration that added ``trace_steps.trace_id`` fills it with this.
+    """
+    try:
+        trace_id = json.loads(body)["trace_id"]
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    return trace_id if isinstance(trace_id, str) else None
+
+
 def entry_from_row(row: sqlite3.Row, key: SessionKey) -> SessionQAEntry:
     """Build the entry of ``key`` from a row holding every :data:`ENTRY_COLUMNS`."""
     values = {}
@@ -118,6 +149,7 @@ def session_info_from_row(row: sqlite3.Row, user_id: str | None) -> SessionInfo:
         created_at=from_micros(row["created_us"]),
         updated_at=from_micros(row["updated_us"]),
         qa_count=row["qa_count"],
+        item_count=row["item_count"],
     )
 
 
@@ -130,7 +162,7 @@ def session_to_rows(data: SessionData, expires_us: int | None) -> SessionRows:
     ]
     first_trace = len(entries) + 1
     traces = [
-        {**names, "seq": seq, "body": trace_to_json(step)}
+        {**names, "seq": seq, **trace_to_params(step)}
         for seq, step in enumerate(data.traces, start=first_trace)
     ]
     session = {
@@ -138,13 +170,48 @@ def session_to_rows(data: SessionData, expires_us: int | None) -> SessionRows:
         "created_us": to_micros(data.created_at),
         "updated_us": to_micros(data.updated_at),
         "expires_us": expires_us,
-        "next_seq": first_trace + len(traces),
+        "next_seq": first_trace + len(traces) + len(data.items),
         "qa": len(entries),
         "traces": len(traces),
         "has_graph": int(data.graph_context is not None),
+        "items": len(data.items),
+        "state_revision": data.state.revision,
+        "state_bytes": state_size(data.state.values),
     }
     graph = None if data.graph_context is None else {**names, "context": data.graph_context}
     return SessionRows(session, entries, traces, graph)
+
+
+def item_and_state_rows(data: SessionData) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return the ``items`` and ``state_values`` rows of ``data``.
+
+    The items take the sequence numbers after those :func:`session_to_rows`
+    gives the entries and trace steps.
+    """
+    names = key_params(SessionKey(data.session_id, data.user_id))
+    first_item = len(data.entries) + len(data.traces) + 1
+    items = [
+        {**names, **item_to_params(item), "seq": seq}
+        for seq, item in enumerate(data.items, start=first_item)
+    ]
+    state = [{**names, "key": k, "value": v} for k, v in data.state.values.items()]
+    return items, state
+
+
+def item_to_params(item: ItemRecord) -> dict[str, Any]:
+    """Return the ``:id``, ``:created_us`` and ``:data`` parameters of an item's row."""
+    return {"id": item.id, "created_us": to_micros(item.created_at), "data": item.data}
+
+
+def item_from_row(row: sqlite3.Row) -> ItemRecord:
+    """Build an item from a row holding ``id``, ``created_us`` and ``data``."""
+    return ItemRecord(row["id"], row["data"], from_micros(row["created_us"]))
+
+
+def state_from_rows(rows: Iterable[sqlite3.Row], revision: int) -> StateRecord:
+    """Build a state from its ``key``/``value`` rows (a ``NULL`` key is no value)."""
+    values = {row["key"]: row["value"] for row in rows if row["key"] is not None}
+    return StateRecord(values, revision)
 
 
 def session_from_rows(
@@ -153,8 +220,14 @@ def session_from_rows(
     entries: list[sqlite3.Row],
     graph: sqlite3.Row | None,
     traces: list[sqlite3.Row],
+    *,
+    items: Sequence[sqlite3.Row] = (),
+    state: Sequence[sqlite3.Row] = (),
 ) -> SessionData:
-    """Rebuild the session ``key`` from its rows, each list in ``seq`` order."""
+    """Rebuild the session ``key`` from its rows, each list in ``seq`` order.
+
+    ``session`` holds ``created_us``, ``updated_us`` and ``state_revision``.
+    """
     return SessionData(
         session_id=key.session_id,
         user_id=key.user_id,
@@ -163,4 +236,6 @@ def session_from_rows(
         graph_context=None if graph is None else graph["context"],
         entries=[entry_from_row(row, key) for row in entries],
         traces=[trace_from_json(row["body"]) for row in traces],
+        items=[item_from_row(row) for row in items],
+        state=state_from_rows(state, session["state_revision"]),
     )

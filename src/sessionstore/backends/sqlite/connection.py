@@ -19,9 +19,12 @@ from typing import Final, TypeVar
 
 from sessionstore.backends.sqlite.schema import migrate
 from sessionstore.errors import InvalidParameterError, StoreError, StoreUnavailableError
+from sessionstore.observe import logger_for
 from sessionstore.validation import check_seconds
 
 __all__ = ["SYNCHRONOUS", "SQLiteConnection", "translate_error"]
+
+_log = logger_for(__name__)
 
 T = TypeVar("T")
 
@@ -141,6 +144,7 @@ class SQLiteConnection:
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
+                _log.debug("retrying the switch of %s to WAL: %s", self.path, exc)
                 time.sleep(0.01)
         conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         migrate(conn, str(self.path))

@@ -16,15 +16,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Self
 
+from sessionstore.backends.sqlite import item_log, state_rows
 from sessionstore.backends.sqlite import statements as sql
 from sessionstore.backends.sqlite.codec import (
     changes_to_params,
     entry_from_row,
     entry_to_params,
+    item_and_state_rows,
+    item_from_row,
     key_params,
     session_from_rows,
     session_info_from_row,
     session_to_rows,
+    state_from_rows,
+    trace_to_params,
     user_id_of,
     user_key_of,
 )
@@ -37,12 +42,13 @@ from sessionstore.backends.sqlite.transactions import (
 )
 from sessionstore.clock import now_utc, to_micros
 from sessionstore.errors import InvalidParameterError
+from sessionstore.items import ItemRecord, StateRecord, StateScope
 from sessionstore.keys import AllUsers, PageCursor, SessionKey
 from sessionstore.locks import LockBackend
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
 from sessionstore.records import SessionData
 from sessionstore.store import SessionStore
-from sessionstore.stored import trace_from_json, trace_to_json
+from sessionstore.stored import trace_from_json
 from sessionstore.urls import redact_url, split_options
 
 __all__ = ["SQLiteStore"]
@@ -73,12 +79,15 @@ class SQLiteStore(SessionStore):
         synchronous: ``"normal"`` (the default) keeps every acknowledged
             write through a crash of the process; ``"full"`` also through a
             power loss, at the cost of an fsync per write.
-        **options: ``ttl`` and ``max_field_bytes`` (see :class:`SessionStore`).
+        **options: ``ttl``, ``max_field_bytes``, ``slow_call_ms``, ``otel_ids``
+            (see :class:`SessionStore`).
 
     Raises:
         InvalidParameterError: a bad option.
 
     """
+
+    _db_system_name = "sqlite"  # OpenTelemetry's db.system.name
 
     def __init__(
         self,
@@ -247,20 +256,85 @@ class SQLiteStore(SessionStore):
 
         await self._db.run(work)
 
-    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> None:
-        params = {**key_params(key), "body": trace_to_json(step)}
+    async def _save_trace(self, key: SessionKey, step: SessionTraceStep) -> bool:
+        params = {**key_params(key), **trace_to_params(step)}
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: sqlite3.Connection) -> bool:
             with self._tx.begin(conn):
+                # After next_seq, which ends an expired session: its ids are free again.
                 params["seq"] = self._tx.next_seq(conn, key, qa=0, traces=1)
+                if conn.execute(sql.TRACE_ID_TAKEN, params).fetchone():
+                    conn.execute("ROLLBACK")
+                    return False
                 conn.execute(sql.INSERT_TRACE, params)
+                return True
 
-        await self._db.run(work)
+        return await self._db.run(work)
 
     async def _read_traces(self, key: SessionKey, last_n: int | None) -> list[SessionTraceStep]:
         limit = -1 if last_n is None else last_n
         rows = await self._rows(sql.LATEST_TRACES, {**session_params(key), "limit": limit})
         return [trace_from_json(row["body"]) for row in reversed(rows)]
+
+    # -- item log and state (item_log.py, state_rows.py) ----------------------
+
+    async def _append_items(
+        self,
+        key: SessionKey,
+        items: list[ItemRecord],
+        changes: dict[str, str | None] | None,
+        expected_revision: int | None,
+    ) -> int:
+        limit = self.max_field_bytes
+        return await self._db.run(
+            lambda conn: item_log.append(
+                conn, self._tx, key, items, changes, expected=expected_revision, max_bytes=limit
+            )
+        )
+
+    async def _items(self, key: SessionKey, last_n: int | None) -> list[ItemRecord]:
+        limit = -1 if last_n is None else last_n
+        rows = await self._rows(sql.LATEST_ITEMS, {**session_params(key), "limit": limit})
+        return [item_from_row(row) for row in reversed(rows)]
+
+    async def _pop_item(self, key: SessionKey) -> ItemRecord | None:
+        return await self._db.run(lambda conn: item_log.pop(conn, self._tx, key))
+
+    async def _delete_item(self, key: SessionKey, item_id: str) -> bool:
+        return await self._db.run(lambda conn: item_log.delete(conn, self._tx, key, item_id))
+
+    async def _count_items(self, key: SessionKey) -> int:
+        return int(await self._value(sql.COUNT_ITEMS, "item_count", session_params(key)) or 0)
+
+    async def _clear_items(self, key: SessionKey) -> bool:
+        return await self._db.run(lambda conn: item_log.clear(conn, self._tx, key))
+
+    async def _update_state(
+        self, key: SessionKey, changes: dict[str, str | None], expected_revision: int | None
+    ) -> StateRecord:
+        limit = self.max_field_bytes
+        return await self._db.run(
+            lambda conn: item_log.update_state(
+                conn, self._tx, key, changes, expected=expected_revision, max_bytes=limit
+            )
+        )
+
+    async def _get_state(self, key: SessionKey) -> StateRecord:
+        rows = await self._rows(sql.LIVE_STATE, session_params(key))
+        return state_from_rows(rows, rows[0]["revision"]) if rows else StateRecord()
+
+    async def _scoped_state(self, scope: StateScope) -> StateRecord:
+        return await self._db.run(lambda conn: state_rows.read_scoped(conn, scope))
+
+    async def _update_scoped_state(
+        self, scope: StateScope, changes: dict[str, str | None], expected_revision: int | None
+    ) -> StateRecord:
+        limit = self.max_field_bytes
+        return await self._db.run(
+            lambda conn: state_rows.update_scoped(
+                conn, self._tx, scope, changes, expected=expected_revision, max_bytes=limit
+            )
+        )
 
     # -- export and import ---------------------------------------------------
 
@@ -292,11 +366,13 @@ class SQLiteStore(SessionStore):
                 entries = conn.execute(sql.SNAPSHOT_ENTRIES, params).fetchall()
                 graph = conn.execute(sql.SNAPSHOT_GRAPH_CONTEXT, params).fetchone()
                 traces = conn.execute(sql.SNAPSHOT_TRACES, params).fetchall()
+                items = conn.execute(sql.SNAPSHOT_ITEMS, params).fetchall()
+                state = conn.execute(sql.SESSION_STATE_VALUES.all_values, params).fetchall()
             finally:
                 conn.execute("COMMIT")
-            return (
-                None if session is None else session_from_rows(key, session, entries, graph, traces)
-            )
+            if session is None:
+                return None
+            return session_from_rows(key, session, entries, graph, traces, items=items, state=state)
 
         return await self._db.run(work)
 
@@ -304,15 +380,19 @@ class SQLiteStore(SessionStore):
         key = SessionKey(data.session_id, data.user_id)
         expires = self._expires_at(now_utc())
         rows = session_to_rows(data, None if expires is None else to_micros(expires))
+        items, state = item_and_state_rows(data)
+        empty = not (rows.entries or rows.traces or items or state or data.state.revision)
 
         def work(conn: sqlite3.Connection) -> None:
             with self._tx.write(conn, key):
                 delete_session_rows(conn, rows.session)
-                if not rows.entries and not rows.traces and rows.graph is None:
+                if empty and rows.graph is None:
                     return
                 conn.execute(sql.INSERT_SESSION, rows.session)
                 conn.executemany(sql.INSERT_ENTRY, rows.entries)
                 conn.executemany(sql.INSERT_TRACE, rows.traces)
+                conn.executemany(sql.INSERT_ITEM, items)
+                conn.executemany(sql.SESSION_STATE_VALUES.set_value, state)
                 if rows.graph is not None:
                     conn.execute(sql.INSERT_GRAPH_CONTEXT, rows.graph)
 

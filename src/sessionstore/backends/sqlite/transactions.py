@@ -11,6 +11,7 @@ index.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +23,11 @@ from sessionstore.backends.sqlite import statements as sql
 from sessionstore.backends.sqlite.codec import key_params
 from sessionstore.clock import now_utc, to_micros
 from sessionstore.keys import SessionKey
+from sessionstore.observe import logger_for
 
 __all__ = ["Transactions", "delete_session_rows", "session_params"]
+
+_log = logger_for(__name__)
 
 _PURGE_EVERY_S: Final = 5.0
 _PURGE_BATCH: Final = 100
@@ -88,7 +92,8 @@ class Transactions:
         """Open a write transaction and yield the live session row (or ``None``).
 
         The row holds ``next_seq``, ``qa_count``, ``trace_count``,
-        ``has_graph`` and ``expires_us``. An expired session found here is
+        ``has_graph``, ``item_count``, ``state_revision``, ``state_bytes`` and
+        ``expires_us``. An expired session found here is
         deleted first, so the write starts a fresh session.
         """
         params = session_params(key)
@@ -115,7 +120,7 @@ class Transactions:
         if row is not None:
             return int(row["seq"])
         delete_session_rows(conn, params)  # an expired session ends here
-        params["has_graph"] = 0
+        params.update(has_graph=0, seqs=1, items=0, state_revision=0, state_bytes=0)
         conn.execute(sql.START_SESSION, params)
         return 1
 
@@ -127,21 +132,36 @@ class Transactions:
         *,
         qa: int = 0,
         traces: int = 0,
+        items: int = 0,
+        seqs: int = 0,
         graph: bool | None = None,
+        state: tuple[int, int] | None = None,
     ) -> None:
         """Record a write in the session row :meth:`write` yielded.
 
-        Creates the row for a new session, and deletes the session when the
-        write left it with no entry, trace step or graph context.
+        ``qa``, ``traces`` and ``items`` change the counts, ``seqs`` sequence
+        numbers are taken (from the row's ``next_seq``, 1 for a new session),
+        and ``state`` is the state's new ``(revision, bytes)``. Creates the
+        row for a new session, and deletes the session when the write left it
+        with no entry, trace step, graph context, item or state revision.
         """
         params = self._stamp(key)
-        params.update(qa=qa, traces=traces)
+        params.update(qa=qa, traces=traces, items=items, seqs=seqs)
+        if state is None:
+            state = (0, 0) if row is None else (row["state_revision"], row["state_bytes"])
+        params.update(state_revision=state[0], state_bytes=state[1])
         if row is None:
             params["has_graph"] = int(bool(graph))
             conn.execute(sql.START_SESSION, params)
             return
         has_graph = row["has_graph"] if graph is None else int(graph)
-        if row["qa_count"] + qa == 0 and row["trace_count"] + traces == 0 and not has_graph:
+        if (
+            row["qa_count"] + qa == 0
+            and row["trace_count"] + traces == 0
+            and row["item_count"] + items == 0
+            and not has_graph
+            and not state[0]
+        ):
             delete_session_rows(conn, params)
             return
         params["has_graph"] = has_graph
@@ -154,3 +174,5 @@ class Transactions:
             delete_session_rows(
                 conn, {"user_key": row["user_key"], "session_id": row["session_id"]}
             )
+        level = logging.INFO if expired else logging.DEBUG
+        _log.log(level, "expiry purge removed %d expired sessions", len(expired))

@@ -1,15 +1,19 @@
--- Shared by every write script; prepended to each by scripts.py.
--- KEYS[1..4]: the session's meta, order, entries, traces (one hash tag).
--- KEYS[5], standalone only: the user's index, updated in the same script.
--- On a Cluster the index lives in another slot; the caller updates it after.
+-- Shared by every session write script; prepended to each by scripts.py.
+-- KEYS[1..SESSION_KEYS]: the session's keys, one hash tag, in the order of
+-- layout.SessionKeys.session: meta, order, entries, traces, item_order,
+-- items, state, trace_ids. KEYS[SESSION_KEYS + 1], standalone only: the
+-- user's index, updated in the same script. On a Cluster the index lives in
+-- another slot; the caller updates it after.
 -- ARGV[1]: ttl in milliseconds or "" (keep forever), ARGV[2]: now in
 -- microseconds since the epoch, ARGV[3]: the session id (the index member).
 -- Times stay strings: Lua numbers print with 14 digits and would round them.
+local SESSION_KEYS = 8
+local INDEX = KEYS[SESSION_KEYS + 1]
 
 -- A write sets the expiry of every key of the session to this store's ttl
 -- (or makes them permanent when it has none).
 local function expire_all()
-  for i = 1, 4 do
+  for i = 1, SESSION_KEYS do
     if ARGV[1] == '' then
       redis.call('PERSIST', KEYS[i])
     else
@@ -40,9 +44,9 @@ local function index_add(index, ttl, id, score, mode)
 end
 
 -- Place this script's session in the user's index (standalone only: in a
--- Cluster the index has its own slot and KEYS[5] is absent).
+-- Cluster the index has its own slot and INDEX is absent).
 local function index_session(score, mode)
-  if KEYS[5] then index_add(KEYS[5], ARGV[1], ARGV[3], score, mode) end
+  if INDEX then index_add(INDEX, ARGV[1], ARGV[3], score, mode) end
 end
 
 -- Mark a write: set created once, slide updated (never backwards) and expiry.
@@ -57,17 +61,42 @@ local function touch()
   return now
 end
 
--- A session exists while it holds an entry, a trace step or a graph context.
+-- A session exists while it holds an entry, a trace step, a graph context,
+-- an item, or a state that was ever updated ('rev' in meta).
 local function is_empty()
   return redis.call('ZCARD', KEYS[2]) == 0
     and redis.call('LLEN', KEYS[4]) == 0
     and redis.call('HEXISTS', KEYS[1], 'gc') == 0
+    and redis.call('ZCARD', KEYS[5]) == 0
+    and redis.call('HEXISTS', KEYS[1], 'rev') == 0
+    and redis.call('EXISTS', KEYS[7]) == 0
 end
 
 -- Delete the session; return its last update time (false if it did not exist).
 local function drop()
   local updated = redis.call('HGET', KEYS[1], 'updated')
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-  if KEYS[5] then redis.call('ZREM', KEYS[5], ARGV[3]) end
+  redis.call('DEL', unpack(KEYS, 1, SESSION_KEYS))
+  if INDEX then redis.call('ZREM', INDEX, ARGV[3]) end
   return updated
+end
+
+-- After removing something: end the session if nothing is left, else mark
+-- the write. Returns {0, last update time} or {1, update time}.
+local function removed()
+  if is_empty() then return {0, drop()} end
+  return {1, touch()}
+end
+
+-- Return the trace id a stored step holds (nil if it cannot be read). A step
+-- starts with its id, and a JSON string never holds '","' (its quotes are
+-- escaped), so the first '","origin_function":' ends it; the rest of the step
+-- is never decoded.
+local function trace_id_of(step)
+  local start = '{"trace_id":"'
+  if step:sub(1, #start) ~= start then return nil end
+  local stop = step:find('","origin_function":', #start, true)
+  if not stop then return nil end
+  local ok, id = pcall(cjson.decode, step:sub(#start, stop))
+  if ok and type(id) == 'string' then return id end
+  return nil
 end
