@@ -7,6 +7,7 @@ rule, before any I/O happens.
 from __future__ import annotations
 
 import math
+import os
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "MAX_LAST_N",
     "MAX_TTL",
     "check_app_name",
+    "check_file_path",
     "check_json",
     "check_last_n",
     "check_limit",
@@ -298,4 +300,18 @@ def check_max_field_bytes(value: object) -> int:
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidParameterError(f"max_field_bytes must be a positive int, got {value!r}")
+    return value
+
+
+def check_file_path(value: object, name: str) -> str:
+    """Return a file path option (a ``str`` or ``os.PathLike``) as a ``str``.
+
+    Raises:
+        InvalidParameterError: not a path, empty, or holding a NUL.
+
+    """
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise InvalidParameterError(f"{name} must be a file path (a str or a path), got {value!r}")
     return value

@@ -12,7 +12,6 @@ with its reason. This module imports no redis.
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any, Final
 
 from sessionstore.errors import InvalidParameterError
 from sessionstore.urls import OptionParser, parse_bool, parse_optional_float
-from sessionstore.validation import check_seconds
+from sessionstore.validation import check_file_path, check_seconds
 
 __all__ = [
     "DRIVER_OPTIONS",
@@ -72,25 +71,17 @@ def _client_name(value: object, name: str) -> str:
 
 
 def _file(value: object, name: str) -> str:
-    path = _path(value, name)
+    path = check_file_path(value, name)
     if not Path(path).is_file():
         raise InvalidParameterError(f"{name}: no file at {path!r}")
     return path
 
 
 def _directory(value: object, name: str) -> str:
-    path = _path(value, name)
+    path = check_file_path(value, name)
     if not Path(path).is_dir():
         raise InvalidParameterError(f"{name}: no directory at {path!r}")
     return path
-
-
-def _path(value: object, name: str) -> str:
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value or "\x00" in value:
-        raise InvalidParameterError(f"{name} must be a file path (a str or a path), got {value!r}")
-    return value
 
 
 def _flag(value: object, name: str) -> bool:

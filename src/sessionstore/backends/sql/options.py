@@ -13,7 +13,6 @@ the driver's arguments by ``tls.py`` when an engine is built.
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from sessionstore.backends.sql.tls import (
 )
 from sessionstore.errors import InvalidParameterError
 from sessionstore.urls import OptionParser, parse_bool
-from sessionstore.validation import check_seconds
+from sessionstore.validation import check_file_path, check_seconds
 
 __all__ = [
     "DRIVER_OPTIONS",
@@ -202,14 +201,6 @@ def _text(value: object, name: str) -> str:
     return value
 
 
-def _path(value: object, name: str) -> str:
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value or "\x00" in value:
-        raise InvalidParameterError(f"{name} must be a file path (a str or a path), got {value!r}")
-    return value
-
-
 def _one_of(choices: tuple[str, ...], *, fold: bool = False) -> Callable[[object, str], str]:
     """Return a check that the value is one of ``choices`` (``fold``: any case, ``-`` or ``_``)."""
 
@@ -283,7 +274,7 @@ def _settings(value: object, name: str) -> dict[str, str]:
     return dict(value)
 
 
-_FILE = DriverOption(str, _path)
+_FILE = DriverOption(str, check_file_path)
 _TLS_VERSION = DriverOption(str, _one_of(("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")))
 _URL_FLAG = DriverOption(parse_bool, _flag)
 
