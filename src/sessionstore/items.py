@@ -208,7 +208,7 @@ def encode_changes(changes: object, name: str = "changes") -> dict[str, str | No
 def check_encoded_size(texts: Sequence[str], max_bytes: int) -> None:
     """Raise InvalidParameterError when an item's JSON text is over ``max_bytes`` UTF-8 bytes."""
     for index, text in enumerate(texts):
-        size = len(text.encode("utf-8"))
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
         if size > max_bytes:
             raise InvalidParameterError(
                 f"items[{index}] is {size} bytes as JSON, over the max_field_bytes limit "

@@ -106,9 +106,13 @@ TRACE_FIELDS: Final = (
 """Every field of :class:`SessionTraceStep`."""
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# One encoder for every call: json.dumps with options builds a new one each time.
+
+
 def compact_json(value: Any) -> str:
     """Return ``value`` as JSON text without spaces, non-ASCII kept as it is."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def graph_ids_to_plain(graph: UsedGraphElementIds) -> dict[str, list[str]]:

@@ -103,12 +103,24 @@ def check_app_name(value: object) -> str:
 
 
 def _check_encodable(value: str, name: str) -> int:
+    """Return the UTF-8 size of ``value``, refusing lone surrogates."""
+    if value.isascii():  # a flag of the str: no encoding needed
+        return len(value)
     try:
         return len(value.encode("utf-8"))
     except UnicodeEncodeError as exc:
         raise InvalidParameterError(
             f"{name} cannot be encoded as UTF-8 (lone surrogate at index {exc.start})"
         ) from None
+
+
+def _text_size(value: str, name: str, max_bytes: int) -> int:
+    size = _check_encodable(value, name)
+    if size > max_bytes:
+        raise InvalidParameterError(
+            f"{name} is {size} bytes, over the max_field_bytes limit of {max_bytes}"
+        )
+    return size
 
 
 def check_text(value: object, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTES) -> str:
@@ -120,11 +132,7 @@ def check_text(value: object, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTE
     """
     if not isinstance(value, str):
         raise InvalidParameterError(f"{name} must be a str, got {type(value).__name__}")
-    size = _check_encodable(value, name)
-    if size > max_bytes:
-        raise InvalidParameterError(
-            f"{name} is {size} bytes, over the max_field_bytes limit of {max_bytes}"
-        )
+    _text_size(value, name, max_bytes)
     return value
 
 
@@ -227,7 +235,7 @@ def check_json(value: Any, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTES) 
                 raise InvalidParameterError(f"{where} must be a finite number, got {item}")
             continue
         if isinstance(item, str):
-            total += len(check_text(item, where, max_bytes).encode("utf-8"))
+            total += _text_size(item, where, max_bytes)
             continue
         if isinstance(item, (list, Mapping)) and depth > MAX_JSON_DEPTH:
             raise InvalidParameterError(
@@ -239,7 +247,7 @@ def check_json(value: Any, name: str, max_bytes: int = DEFAULT_MAX_FIELD_BYTES) 
             for key, sub in item.items():
                 if not isinstance(key, str):
                     raise InvalidParameterError(f"{where} keys must be str, got {key!r}")
-                check_text(key, f"{where} key", max_bytes)
+                _text_size(key, f"{where} key", max_bytes)
                 stack.append((sub, f"{where}[{key!r}]", depth + 1))
         else:
             raise InvalidParameterError(
