@@ -126,10 +126,12 @@ async def test_killed_holder_does_not_block_forever(
 async def test_live_holder_keeps_renewing_its_lease(make_store: MakeStore) -> None:
     first, second = await make_store(), await make_store()
     backend = await lock_backend_for(first)
-    async with SessionManager(first, lock_lease=0.2).improve_lock("s", "u") as held:
+    # Renewed every third of the lease: a renewal would have to be a whole lease
+    # late (on a loaded machine, 0.2 s was) for the lock to be lost.
+    async with SessionManager(first, lock_lease=0.6).improve_lock("s", "u") as held:
         assert held
-        await asyncio.sleep(0.7)  # more than three leases
-        other = await _try(SessionManager(second, lock_lease=0.2))
+        await asyncio.sleep(2.0)  # more than three leases
+        other = await _try(SessionManager(second, lock_lease=0.6))
     assert other is isinstance(backend, LocalLockBackend)
     assert await _try(SessionManager(second)) is True
 
