@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench bench-peers clean
+.PHONY: demo test lint typecheck pytest framework-tests bench bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,12 @@ typecheck: $(VENV)/.all-installed
 pytest: $(VENV)/.all-installed
 	$(BIN)/python -m pytest
 
-test: lint typecheck pytest
+# The frameworks' own test suites, run against our adapters on every backend
+# (downloads the pinned source distributions into .cache/frameworks/ once).
+framework-tests: $(VENV)/.all-installed
+	$(BIN)/python -m tests.frameworks.openai_agents
+
+test: lint typecheck pytest framework-tests
 
 # Not part of `make test`: measures, asserts nothing; see docs/benchmarks.md.
 bench: $(VENV)/.bench-installed
