@@ -3,7 +3,9 @@
 ``python -m bench.plot`` reads ``bench/results/*.json`` and writes
 ``docs/img/bench-latest.png`` (latest-10 against session size) and
 ``docs/img/bench-creates.png`` (creates/s: sessionstore, the driver floor and
-the peers, per storage).
+the peers, per storage), and from ``bench/results/frameworks.json``
+``docs/img/bench-frameworks.png`` (our adapters' time over the frameworks'
+own stores').
 """
 
 from __future__ import annotations
@@ -89,6 +91,59 @@ def plot_creates(ours: dict[str, Any], peers: dict[str, Any] | None) -> Path:
     return path
 
 
+def framework_ratios(data: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(case, measure, ours / native time) for every pair both sides measured."""
+    found = []
+    for framework, result in data["results"].items():
+        for storage, case in result.items():
+            runs = case["workloads"]
+            largest = str(case.get("sizes", data["sizes"])["read_sizes"][-1])
+            measures = {
+                "turn p50": ("turn", lambda r: r["p50_ms"]),
+                "last 20 of the largest log": (
+                    "read",
+                    lambda r, largest=largest: r["median_ms"][largest],
+                ),
+                "list": ("list", lambda r: r["median_ms"]),
+                "concurrent turn": ("concurrent", lambda r: 1 / r["turns_per_s"]),
+            }
+            for measure, (workload, value) in measures.items():
+                pair = runs.get(workload, {})
+                ours, native = ok(pair, "ours"), ok(pair, "native")
+                if ours and native:
+                    found.append((f"{framework} {storage}", measure, value(ours) / value(native)))
+    return found
+
+
+def plot_frameworks(data: dict[str, Any]) -> Path:
+    """Ours / native time per case and measure (log scale; left of 1: ours is faster)."""
+    ratios = framework_ratios(data)
+    cases = list(dict.fromkeys(case for case, _, _ in ratios))
+    measures = list(dict.fromkeys(measure for _, measure, _ in ratios))
+    fig, ax = plt.subplots(figsize=(9, 0.9 * len(cases) + 1.5))
+    height = 0.8 / max(1, len(measures))
+    for m, measure in enumerate(measures):
+        ys, values = [], []
+        for c, case in enumerate(cases):
+            for case_name, name, value in ratios:
+                if case_name == case and name == measure:
+                    ys.append(len(cases) - 1 - c + (m - len(measures) / 2) * height)
+                    values.append(value)
+        ax.barh(ys, values, height=height, label=measure, left=0)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(cases))[::-1], cases, fontsize=8)
+    ax.set_xlabel("our adapter's time / the framework's own store's time (log; < 1: ours faster)")
+    ax.set_title("sessionstore adapters against the frameworks' own stores")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = IMG / "bench-frameworks.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main() -> int:
     IMG.mkdir(parents=True, exist_ok=True)
     ours = json.loads((RESULTS / "sessionstore.json").read_text())
@@ -96,6 +151,9 @@ def main() -> int:
     peers = json.loads(peers_file.read_text()) if peers_file.exists() else None
     for path in (plot_latest(ours, peers), plot_creates(ours, peers)):
         print(f"wrote {path}")
+    frameworks_file = RESULTS / "frameworks.json"
+    if frameworks_file.exists():
+        print(f"wrote {plot_frameworks(json.loads(frameworks_file.read_text()))}")
     return 0
 
 

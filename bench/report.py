@@ -2,7 +2,9 @@
 
 ``python -m bench.report`` rewrites the generated part of
 ``docs/benchmarks.md`` (between the ``results`` markers) from
-``bench/results/sessionstore.json`` and ``bench/results/peers.json``.
+``bench/results/sessionstore.json`` and ``bench/results/peers.json``, and
+the part between the ``frameworks`` markers from
+``bench/results/frameworks.json``.
 """
 
 from __future__ import annotations
@@ -272,12 +274,138 @@ def replace_between(doc: str, name: str, body: str) -> str:
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
+FRAMEWORK_TITLES = {
+    "openai-agents": "OpenAI Agents SDK",
+    "adk": "Google ADK",
+    "llama-index": "LlamaIndex",
+}
+
+
+def ratio_cell(ours: Any, native: Any) -> str:
+    """``ours / native`` for a time (lower is better), marked ✓ when ours is not slower."""
+    if not isinstance(ours, (int, float)) or not isinstance(native, (int, float)) or not native:
+        return "-"
+    value = ours / native
+    return f"{value:.2f}" + mark(value <= 1.0)
+
+
+def framework_rows(
+    result: dict[str, Any], sizes: dict[str, Any]
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The columns of one framework's table, and its rows by label."""
+    read_sizes = sizes["read_sizes"]
+    names = [
+        "turn p50 ms",
+        "turns/s",
+        *[f"last 20 @ {size:,} ms" for size in read_sizes],
+        f"list @ {sizes['sessions']:,} ms",
+        f"{sizes['tasks']} tasks: turns/s",
+        "lost / split / reordered",
+        "errors (stale reloads)",
+    ]
+    rows: dict[str, dict[str, Any]] = {}
+    for storage, case in result.items():
+        for side in ("ours", "native"):
+            runs = {w: r.get(side) for w, r in case["workloads"].items() if r.get(side)}
+            if not runs:
+                continue
+            fallback = "our adapter" if side == "ours" else case["native"]
+            name = next((r["name"] for r in runs.values() if "name" in r), fallback)
+            label = f"{storage}: **{name}**" if side == "ours" else f"{storage}: {name}"
+            rows[label] = runs
+    return names, rows
+
+
+def brief(value: Any) -> str:
+    """``num(value)``, with an error's text left to the JSON file."""
+    text = num(value)
+    return "error" if text.startswith("error:") else text
+
+
+def framework_cells(runs: dict[str, Any], sizes: dict[str, Any]) -> list[str]:
+    num = brief
+    cells = [num(dig(runs, "turn.p50_ms")), num(dig(runs, "turn.turns_per_s"))]
+    cells += [num(dig(runs, f"read.median_ms.{size}")) for size in sizes["read_sizes"]]
+    cells.append(num(dig(runs, "list.median_ms")))
+    cells.append(num(dig(runs, "concurrent.turns_per_s")))
+    audit = [dig(runs, f"concurrent.{key}") for key in ("lost", "split", "reordered")]
+    cells.append(" / ".join(num(value) for value in audit) if audit[0] is not None else "-")
+    errors, reloads = dig(runs, "concurrent.errors"), dig(runs, "concurrent.stale_retries")
+    cells.append(f"{num(errors)} ({num(reloads)})" if isinstance(errors, int) else num(errors))
+    return cells
+
+
+def frameworks_tables(data: dict[str, Any]) -> str:
+    """One table per framework (our adapter's row, then the native store's, per storage),
+    then how ours compares, time for time."""
+    versions = ", ".join(f"{name} {version}" for name, version in data["versions"].items())
+    load = data.get("load_after") or data["load_before"]
+    parts = [
+        f"Measured {data['when']} with `{data['command']}`; load average before "
+        f"{', '.join(f'{x:.1f}' for x in data['load_before'])}, after "
+        f"{', '.join(f'{x:.1f}' for x in load)}. Versions: {versions}."
+    ]
+    if data.get("pending"):
+        parts.append(f"Not measured (the run stopped first): {', '.join(data['pending'])}.")
+    verdict = [
+        "| framework | storage | turn p50, ours / native | "
+        "last 20 of the largest log, ours / native | list, ours / native | "
+        "concurrent turns/s, native / ours | lost + split + reordered, ours (native) |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for framework, result in data["results"].items():
+        sizes = next(iter(result.values())).get("sizes", data["sizes"])
+        names, rows = framework_rows(result, sizes)
+        title = FRAMEWORK_TITLES.get(framework, framework)
+        lines = [
+            "| storage: system | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for label, runs in rows.items():
+            lines.append(f"| {label} | " + " | ".join(framework_cells(runs, sizes)) + " |")
+        parts.append(
+            f"*{title}* (ours in bold; {sizes['turns']:,} sequential turns; logs of "
+            f"{', '.join(f'{s:,}' for s in sizes['read_sizes'])} items, {sizes['reads']} "
+            f"rounds of last-20 reads; {sizes['sessions']:,} sessions listed "
+            f"({sizes['lists']} listings); {sizes['tasks']} tasks x {sizes['task_turns']} "
+            "turns on one session)\n\n" + "\n".join(lines)
+        )
+        for storage, case in result.items():
+            largest = case.get("sizes", sizes)["read_sizes"][-1]
+            runs = case["workloads"]
+            ours = {w: r.get("ours", {}) for w, r in runs.items()}
+            native = {w: r.get("native") or {"na": "none"} for w, r in runs.items()}
+            if all("na" in r for r in native.values()):
+                continue
+            bad = []
+            for side in (ours, native):
+                counts = [dig(side, f"concurrent.{k}") for k in ("lost", "split", "reordered")]
+                bad.append(sum(c for c in counts if isinstance(c, int)))
+            verdict.append(
+                f"| {title} | {storage} "
+                f"| {ratio_cell(dig(ours, 'turn.p50_ms'), dig(native, 'turn.p50_ms'))} "
+                f"| {ratio_cell(dig(ours, f'read.median_ms.{largest}'), dig(native, f'read.median_ms.{largest}'))} "  # noqa: E501
+                f"| {ratio_cell(dig(ours, 'list.median_ms'), dig(native, 'list.median_ms'))} "
+                f"| {ratio_cell(dig(native, 'concurrent.turns_per_s'), dig(ours, 'concurrent.turns_per_s'))} "  # noqa: E501
+                f"| {bad[0]} ({bad[1]}) |"
+            )
+    parts.append(
+        "How ours compares (a ratio of times, or of native to our throughput: ≤ 1, marked "
+        "✓, means ours is at least as fast)\n\n" + "\n".join(verdict)
+    )
+    return "\n\n".join(parts) + "\n"
+
+
 def main() -> int:
     ours = json.loads((RESULTS / "sessionstore.json").read_text())
     peers_file = RESULTS / "peers.json"
     peers = json.loads(peers_file.read_text()) if peers_file.exists() else None
     doc = replace_between(DOC.read_text(), "results", render())
     doc = replace_between(doc, "targets", targets_table(ours, peers))
+    frameworks_file = RESULTS / "frameworks.json"
+    if frameworks_file.exists() and "<!-- frameworks:start -->" in doc:
+        frameworks = json.loads(frameworks_file.read_text())
+        doc = replace_between(doc, "frameworks", frameworks_tables(frameworks))
     DOC.write_text(doc)
     print(f"updated {DOC}")
     return 0

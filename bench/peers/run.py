@@ -3,12 +3,15 @@
 Usage (from the repository root; ``make bench-peers`` runs the defaults)::
 
     python -m bench.peers.run [--peers openai-agents,langchain] [size flags of bench.run]
+        [--frameworks openai-agents,adk,llama-index]
 
 Each peer gets ``bench/.venvs/<peer>`` (created and installed on first use,
 reinstalled when its requirements below change) and runs
 ``bench/peers/<peer>_peer.py`` there. The merged results go to
 ``bench/results/peers.json``; ``python -m bench.report`` puts them beside
-sessionstore's in ``docs/benchmarks.md``.
+sessionstore's in ``docs/benchmarks.md``. Then ``bench.peers.frameworks``
+measures the frameworks' own stores against our adapters
+(``bench/results/frameworks.json``).
 """
 
 from __future__ import annotations
@@ -79,11 +82,16 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", default=",".join(PEERS))
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--frameworks",
+        default="openai-agents,adk,llama-index",
+        help="then bench.peers.frameworks on these ('' to skip); --quick is passed on",
+    )
     args, passthrough = parser.parse_known_args(argv)
     storages: dict[str, dict[str, Any]] = {}
     versions: dict[str, str] = {}
     env = python_env() | {"PYTHONWARNINGS": "ignore"}
-    for peer in args.peers.split(","):
+    for peer in filter(None, args.peers.split(",")):
         module, requirements = PEERS[peer]
         python = ensure_venv(peer, requirements)
         with tempfile.TemporaryDirectory() as tmp:
@@ -106,9 +114,15 @@ def main(argv: list[str]) -> int:
         "versions": versions,
         "storages": storages,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(merged, indent=1) + "\n")
-    log(f"results written to {args.out}")
+    if args.peers:  # with --peers '' only the frameworks run; peers.json stays as it was
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(merged, indent=1) + "\n")
+        log(f"results written to {args.out}")
+    if args.frameworks:
+        from bench.peers import frameworks  # noqa: PLC0415 (only when asked for)
+
+        quick = ["--quick"] if "--quick" in passthrough else []
+        return frameworks.main(["--frameworks", args.frameworks, *quick])
     return 0
 
 
