@@ -109,6 +109,21 @@ async def test_prune_removes_every_user(store: SessionStore) -> None:
     assert await store.count_qa_entries("s", "a") == 1
 
 
+async def test_prune_removes_many_sessions_and_states(store: SessionStore) -> None:
+    # Enough that a backend deleting in pages (Redis' SCAN, batches) needs several.
+    users = ("a", None, "b")
+    for n in range(1_100):
+        await store.create_qa_entry(f"s{n:04d}", users[n % 3], "q", "a")
+    for n in range(520):
+        await store.update_user_state(f"user{n:03d}", {"k": n})
+    await store.prune()
+    for user in users:
+        assert (await store.list_sessions(user)).items == []
+    for n in (0, 499, 500, 519):
+        assert (await store.get_user_state(f"user{n:03d}")).revision == 0
+    assert await store.count_qa_entries("s1098", "a") == 0
+
+
 async def test_list_sessions_newest_write_first_with_counts(store: SessionStore) -> None:
     for sid in ("one", "two", "three"):
         await store.create_qa_entry(sid, U, "q", "a")

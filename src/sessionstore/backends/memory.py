@@ -1,7 +1,8 @@
 """``memory://``: in-process dicts, the readable reference for the contract.
 
 Each store is private. Every step runs without awaiting, so each call is
-atomic with respect to other tasks on the event loop. Sessions are kept by
+atomic with respect to other tasks on the event loop (``prune`` empties the
+store at once, then frees the old objects a batch at a time). Sessions are kept by
 user, so ``list_sessions`` reads only that user's. Items and states are kept
 as the JSON text the store made (:mod:`sessionstore.items`); user and app
 states live beside the sessions, keyed by their :class:`StateScope`.
@@ -9,6 +10,7 @@ states live beside the sessions, keyed by their :class:`StateScope`.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from sessionstore.store import AllUsers, PageCursor, SessionKey, SessionStore
 from sessionstore.urls import split_options
 
 __all__ = ["MemoryStore"]
+
+_FREE_BATCH = 1_000  # sessions freed between two yields to the event loop
 
 
 @dataclass(slots=True)
@@ -155,8 +159,14 @@ class MemoryStore(SessionStore):
         return self._live(key) is not None and self._drop(key) is not None
 
     async def _prune(self) -> None:
-        self._users.clear()
-        self._scoped.clear()
+        # Everything goes at once (fresh dicts); the old objects are freed a
+        # batch at a time, as freeing 100,000 sessions in one go stalls the loop.
+        users, self._users, self._scoped = self._users, {}, {}
+        for sessions in users.values():
+            while sessions:
+                for _ in range(min(_FREE_BATCH, len(sessions))):
+                    sessions.popitem()
+                await asyncio.sleep(0)
 
     async def _list_sessions(
         self, user_id: str | None, limit: int, after: PageCursor | None

@@ -58,6 +58,8 @@ __all__ = ["RedisStore"]
 
 _SCAN_COUNT: Final = 1000
 _UNLINK_BATCH: Final = 500
+_TIES_MARGIN: Final = 16
+"""Index members asked for beyond a page, for the cursor's ties listed already."""
 
 
 class RedisStore(RedisItemSteps):
@@ -284,6 +286,10 @@ class RedisStore(RedisItemSteps):
         found: list[SessionInfo] = []
         want = limit
         while len(found) < limit:
+            # A page after the first starts at the cursor's score, so the ties
+            # already listed come back too: ask for a few more than the page,
+            # so one window (and one pipeline of descriptions) usually suffices.
+            num = want + _TIES_MARGIN
             with self._conn.errors():
                 raw = await self._conn.live_client().zrange(
                     index,
@@ -291,7 +297,7 @@ class RedisStore(RedisItemSteps):
                     "+inf",
                     byscore=True,
                     offset=0,
-                    num=want,
+                    num=num,
                     withscores=True,
                 )
             candidates = [(as_text(m), int(s)) for m, s in raw]
@@ -301,14 +307,16 @@ class RedisStore(RedisItemSteps):
                     for sid, score in candidates
                     if score > low[0] or (score == low[0] and sid > low[1])
                 ]
+            exhausted = len(raw) < num
             if not candidates:
-                if len(raw) < want:
+                if exhausted:
                     break
                 want *= 2  # a run of ties longer than the window: widen it
                 continue
-            found.extend(await self._describe_sessions(index, user_id, candidates))
-            low = candidates[-1][1], candidates[-1][0]
-            if len(raw) < want:
+            taken = candidates[: limit - len(found)]
+            found.extend(await self._describe_sessions(index, user_id, taken))
+            low = taken[-1][1], taken[-1][0]
+            if exhausted and len(taken) == len(candidates):
                 break
             want = limit
         return found[:limit]

@@ -98,9 +98,15 @@ class Statements:
         )
         order = "ORDER BY s.updated_at DESC, s.session_key LIMIT :n"
         self.list_first = text(f"{listing} {order}")
+        # Two seeks rather than one ``OR``: the rest of the cursor's time, then
+        # the older times. An ``OR`` (or a row value against an index of mixed
+        # directions) makes PostgreSQL read the index from its start.
         self.list_after = text(
-            f"{listing} AND (s.updated_at < :cu OR (s.updated_at = :cu AND s.session_key > :cs)) "
-            f"{order}"
+            "SELECT p.session_key, p.created_at, p.updated_at, p.qa_count, p.item_count FROM ("
+            f"({listing} AND s.updated_at = :cu AND s.session_key > :cs "
+            "ORDER BY s.session_key LIMIT :n) UNION ALL "
+            f"({listing} AND s.updated_at < :cu {order})"
+            ") p ORDER BY p.updated_at DESC, p.session_key LIMIT :n"
         )
         keys = (
             f"SELECT s.user_key, s.session_key FROM {t.sessions} s WHERE {LIVE} "
