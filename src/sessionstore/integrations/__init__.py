@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from sessionstore.store import SessionStore
 from sessionstore.urls import open_store
+from sessionstore.validation import check_session_id, check_user_id
 
-__all__ = ["take_store"]
+__all__ = ["Conversation", "take_store"]
 
 
 def take_store(store: SessionStore | str) -> tuple[SessionStore, bool]:
@@ -26,3 +27,43 @@ def take_store(store: SessionStore | str) -> tuple[SessionStore, bool]:
     if isinstance(store, SessionStore):
         return store, False
     return open_store(store), True
+
+
+class Conversation:
+    """One conversation of a store, as the adapters hold it: its ids and the store.
+
+    An adapter calls :meth:`_bind` from its constructor and
+    :meth:`_close_store` from its close method.
+    """
+
+    session_id: str
+    user_id: str | None
+    _store: SessionStore
+    _owns_store: bool
+
+    def _bind(self, session_id: str, store: SessionStore | str, user_id: str | None) -> None:
+        """Check the ids and take the store (see :func:`take_store`).
+
+        Raises:
+            InvalidParameterError: a bad id or store URL.
+
+        """
+        self.session_id = check_session_id(session_id)
+        self.user_id = check_user_id(user_id)
+        self._store, self._owns_store = take_store(store)
+
+    @property
+    def store(self) -> SessionStore:
+        """The store that keeps the conversation."""
+        return self._store
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(session_id={self.session_id!r}, "
+            f"user_id={self.user_id!r}, store={self._store!r})"
+        )
+
+    async def _close_store(self) -> None:
+        """Close the store if it was opened here from a URL; idempotent."""
+        if self._owns_store:
+            await self._store.close()

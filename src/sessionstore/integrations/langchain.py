@@ -17,10 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sessionstore.extras import require
-from sessionstore.integrations import take_store
+from sessionstore.integrations import Conversation
 from sessionstore.integrations.blocking import run_blocking
 from sessionstore.store import SessionStore
-from sessionstore.validation import check_session_id, check_user_id
 
 require("langchain_core", "langchain")
 
@@ -34,7 +33,7 @@ from langchain_core.messages import (  # noqa: E402
 __all__ = ["SessionstoreChatMessageHistory"]
 
 
-class SessionstoreChatMessageHistory(BaseChatMessageHistory):
+class SessionstoreChatMessageHistory(Conversation, BaseChatMessageHistory):
     """One conversation's LangChain messages, kept in a sessionstore.
 
     Conversations are named by ``(session_id, user_id)`` like everything
@@ -72,20 +71,7 @@ class SessionstoreChatMessageHistory(BaseChatMessageHistory):
     def __init__(
         self, session_id: str, store: SessionStore | str, *, user_id: str | None = None
     ) -> None:
-        self.session_id = check_session_id(session_id)
-        self.user_id = check_user_id(user_id)
-        self._store, self._owns_store = take_store(store)
-
-    @property
-    def store(self) -> SessionStore:
-        """The store that keeps the messages."""
-        return self._store
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(session_id={self.session_id!r}, "
-            f"user_id={self.user_id!r}, store={self._store!r})"
-        )
+        self._bind(session_id, store, user_id)
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]  # a plain attribute there
@@ -116,8 +102,7 @@ class SessionstoreChatMessageHistory(BaseChatMessageHistory):
 
     async def aclose(self) -> None:
         """Close the store if this history opened it from a URL; idempotent."""
-        if self._owns_store:
-            await self._store.close()
+        await self._close_store()
 
     def close(self) -> None:
         """Blocking :meth:`aclose`."""

@@ -22,9 +22,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from sessionstore.extras import require
-from sessionstore.integrations import take_store
+from sessionstore.integrations import Conversation
 from sessionstore.store import SessionStore
-from sessionstore.validation import check_session_id, check_user_id
 
 require("agents", "openai-agents")
 
@@ -43,7 +42,7 @@ __all__ = ["SessionstoreSession"]
 _T = TypeVar("_T")
 
 
-class SessionstoreSession(SessionABC):
+class SessionstoreSession(Conversation, SessionABC):
     """An Agents SDK session whose items are kept in a sessionstore.
 
     Sessions are named by ``(session_id, user_id)`` like everything else in
@@ -83,24 +82,11 @@ class SessionstoreSession(SessionABC):
         user_id: str | None = None,
         session_settings: SessionSettings | dict[str, Any] | None = None,
     ) -> None:
-        self.session_id = check_session_id(session_id)
-        self.user_id = check_user_id(user_id)
+        self._bind(session_id, store, user_id)
         self.session_settings = (
             SessionSettings()
             if session_settings is None
             else coerce_session_settings(session_settings)
-        )
-        self._store, self._owns_store = take_store(store)
-
-    @property
-    def store(self) -> SessionStore:
-        """The store that keeps this session's items."""
-        return self._store
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(session_id={self.session_id!r}, "
-            f"user_id={self.user_id!r}, store={self._store!r})"
         )
 
     # -- the Session protocol ----------------------------------------------------
@@ -146,8 +132,7 @@ class SessionstoreSession(SessionABC):
 
     async def close(self) -> None:
         """Close the store if this session opened it from a URL; idempotent."""
-        if self._owns_store:
-            await self._store.close()
+        await self._close_store()
 
     async def __aenter__(self) -> Self:
         return self

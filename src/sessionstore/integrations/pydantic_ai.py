@@ -21,9 +21,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from sessionstore.extras import require
-from sessionstore.integrations import take_store
+from sessionstore.integrations import Conversation
 from sessionstore.store import SessionStore
-from sessionstore.validation import check_session_id, check_user_id
 
 require("pydantic_ai", "pydantic-ai")
 
@@ -43,7 +42,7 @@ def _load(values: Sequence[Any]) -> list[ModelMessage]:
     return ModelMessagesTypeAdapter.validate_json(json.dumps(list(values), ensure_ascii=False))
 
 
-class SessionstoreMessageHistory:
+class SessionstoreMessageHistory(Conversation):
     """One conversation's Pydantic AI messages, kept in a sessionstore.
 
     Conversations are named by ``(session_id, user_id)`` like everything
@@ -73,20 +72,7 @@ class SessionstoreMessageHistory:
     def __init__(
         self, session_id: str, store: SessionStore | str, *, user_id: str | None = None
     ) -> None:
-        self.session_id = check_session_id(session_id)
-        self.user_id = check_user_id(user_id)
-        self._store, self._owns_store = take_store(store)
-
-    @property
-    def store(self) -> SessionStore:
-        """The store that keeps the messages."""
-        return self._store
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(session_id={self.session_id!r}, "
-            f"user_id={self.user_id!r}, store={self._store!r})"
-        )
+        self._bind(session_id, store, user_id)
 
     async def load(self, limit: int | None = None) -> list[ModelMessage]:
         """Return the conversation's messages, oldest first: the newest ``limit`` of them.
@@ -141,8 +127,7 @@ class SessionstoreMessageHistory:
 
     async def close(self) -> None:
         """Close the store if this history opened it from a URL; idempotent."""
-        if self._owns_store:
-            await self._store.close()
+        await self._close_store()
 
     async def __aenter__(self) -> Self:
         return self
