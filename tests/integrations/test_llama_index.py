@@ -174,6 +174,10 @@ async def oldest_messages_are_archived_or_deleted(chat: AsyncDBChatStore) -> Non
     await chat.add_messages("m", [bot("a1"), user("q2"), bot("a2")])
     await chat.add_message("other", user("x"))
     assert texts(await chat.get_messages("m")) == ["q1", "a1", "q2", "a2"]
+    assert texts(await chat.get_messages("m", offset=1, limit=2)) == ["a1", "q2"]
+    assert texts(await chat.get_messages("m", offset=3)) == ["a2"]
+    assert texts(await chat.get_messages("m", limit=1)) == ["q1"]
+    assert await chat.get_messages("m", offset=4) == []
     assert await chat.count_messages("m") == 4
     assert texts(await chat.archive_oldest_messages("m", 2)) == ["q1", "a1"]
     assert texts(await chat.get_messages("m")) == ["q2", "a2"]

@@ -321,18 +321,29 @@ class SessionstoreMemoryStore(AsyncDBChatStore):
     ) -> list[ChatMessage]:
         """Return the messages of ``key`` with ``status`` (``None``: both), oldest first.
 
-        ``offset`` and ``limit`` then slice that list.
+        ``offset`` and ``limit`` then slice that list. With one ``status`` and
+        an ``offset``, only the messages from ``offset`` on are read (a count,
+        then the tail), so reading the last few costs the same however long
+        the history is; messages appended between the two reads move the
+        window later by as many.
         """
+        start = offset or 0
+        end = None if limit is None else limit
         if status is None:
             active, archived = _sessions(key)
             messages = [
                 *await _messages(self._store, archived, self.user_id),
                 *await _messages(self._store, active, self.user_id),
             ]
-        else:
-            messages = await _messages(self._store, self._session(key, status), self.user_id)
-        start = offset or 0
-        return messages[start : None if limit is None else start + limit]
+            return messages[start : None if end is None else start + end]
+        session = self._session(key, status)
+        if not start:
+            return (await _messages(self._store, session, self.user_id))[:end]
+        wanted = await self._store.count_items(session, self.user_id) - start
+        if wanted <= 0:
+            return []
+        tail = await self._store.get_items(session, self.user_id, wanted)
+        return [_load(item) for item in tail[:end]]
 
     async def count_messages(
         self, key: str, status: MessageStatus | None = MessageStatus.ACTIVE
