@@ -126,12 +126,13 @@ async def test_killed_holder_does_not_block_forever(
 async def test_live_holder_keeps_renewing_its_lease(make_store: MakeStore) -> None:
     first, second = await make_store(), await make_store()
     backend = await lock_backend_for(first)
-    # Renewed every third of the lease: a renewal would have to be a whole lease
-    # late (on a loaded machine, 0.2 s was) for the lock to be lost.
-    async with SessionManager(first, lock_lease=0.6).improve_lock("s", "u") as held:
+    # Renewed every third of the lease (0.8 s): the lock is lost only if a renewal
+    # comes 1.6 s late. A lease of 0.6 s was lost once on a loaded 2-core CI machine,
+    # whose event loop fell 0.4 s behind.
+    async with SessionManager(first, lock_lease=2.4).improve_lock("s", "u") as held:
         assert held
-        await asyncio.sleep(2.0)  # more than three leases
-        other = await _try(SessionManager(second, lock_lease=0.6))
+        await asyncio.sleep(3.6)  # one and a half leases: only renewals keep it
+        other = await _try(SessionManager(second, lock_lease=2.4))
     assert other is isinstance(backend, LocalLockBackend)
     assert await _try(SessionManager(second)) is True
 
