@@ -244,6 +244,14 @@ class BackendSteps(abc.ABC):
     async def _get_state(self, key: SessionKey) -> StateRecord:
         """Return the session's state (an empty ``StateRecord()`` for none)."""
 
+    async def _get_states(self, keys: list[SessionKey]) -> list[StateRecord]:
+        """Return the states of ``keys``' sessions, in order (at most 1,000 keys).
+
+        This default reads them one by one; a backend that can read many in
+        one round trip or one thread hop does so.
+        """
+        return [await self._get_state(key) for key in keys]
+
     @abc.abstractmethod
     async def _scoped_state(self, scope: StateScope) -> StateRecord:
         """Return a user's or an app's state (an empty ``StateRecord()`` for none)."""

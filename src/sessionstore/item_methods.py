@@ -32,7 +32,12 @@ from sessionstore.items import (
     state_size,
 )
 from sessionstore.models import JsonValue, SessionItem, SessionState, TurnResult
-from sessionstore.validation import check_app_name, check_last_n, check_user_id
+from sessionstore.validation import (
+    MAX_PAGE_LIMIT,
+    check_app_name,
+    check_last_n,
+    check_user_id,
+)
 
 if TYPE_CHECKING:
     from sessionstore.keys import SessionKey
@@ -213,6 +218,38 @@ class ItemMethods(BackendSteps):
         key = self._key(session_id, user_id)
         await self._ready()
         return decode_state(await self._get_state(key))
+
+    async def get_states(
+        self, session_ids: Sequence[str], user_id: str | None
+    ) -> list[SessionState]:
+        """Return the states of several sessions of one user, in the order asked.
+
+        One read of the backend (a query, a pipeline, a thread hop) instead of
+        one per session: what a listing that shows each session's state needs.
+        A session without state, expired or unknown gives ``{}`` at revision 0.
+
+        Args:
+            session_ids: up to 1,000 session ids (repeats allowed).
+            user_id: their user; ``None`` is the anonymous user.
+
+        Raises:
+            InvalidParameterError: a bad id, a str instead of a sequence, or
+                more than 1,000 ids.
+
+        """
+        if isinstance(session_ids, str | bytes) or not isinstance(session_ids, Sequence):
+            raise InvalidParameterError(
+                f"session_ids must be a sequence of session ids, got {type(session_ids).__name__}"
+            )
+        if len(session_ids) > MAX_PAGE_LIMIT:
+            raise InvalidParameterError(
+                f"get_states reads at most {MAX_PAGE_LIMIT} sessions, got {len(session_ids)}"
+            )
+        keys = [self._key(session_id, user_id) for session_id in session_ids]
+        if not keys:
+            return []
+        await self._ready()
+        return [decode_state(record) for record in await self._get_states(keys)]
 
     async def update_state(
         self,

@@ -271,6 +271,30 @@ async def test_scripts_are_reloaded_after_noscript(
     assert await store.count_qa_entries("s", "u") == 2
 
 
+async def test_a_pipeline_of_reads_reloads_a_flushed_script(
+    store: RedisStore, raw: redis_asyncio.Redis
+) -> None:
+    await store.update_state("a", "u", {"n": 1})
+    await store.update_state("b", "u", {"n": 2})
+    await raw.script_flush()
+    assert [s.data for s in await store.get_states(["a", "missing", "b"], "u")] == [
+        {"n": 1},
+        {},
+        {"n": 2},
+    ]
+
+
+async def test_a_failing_read_in_a_pipeline_is_a_store_error(
+    store: RedisStore, raw: redis_asyncio.Redis, prefix: str
+) -> None:
+    await store.update_state("a", "u", {"n": 1})
+    keys = session_keys(prefix, SessionKey("b", "u"))
+    await raw.set(keys.state, "not a hash")
+    with pytest.raises(StoreError, match="failed"):
+        await store.get_states(["a", "b"], "u")
+    await raw.delete(keys.state)
+
+
 async def test_driver_errors_become_store_errors(
     store: RedisStore, raw: redis_asyncio.Redis, prefix: str
 ) -> None:

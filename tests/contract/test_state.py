@@ -462,3 +462,54 @@ async def test_a_turn_slides_the_whole_session(make_store: MakeStore, clock: Clo
     assert await store.get_qa_entry(S, U, qa_id) is not None
     assert (await store.get_state(S, U)).revision == 1
     assert await store.count_items(S, U) == 1
+
+
+# -- several sessions' states at once ------------------------------------------------
+
+
+async def test_get_states_reads_each_session_in_the_order_asked(store: SessionStore) -> None:
+    # More than one SQL batch (100), tricky ids, sessions with items only or nothing.
+    ids = [f"s{n}" for n in range(230)] + list(TRICKY_IDS)
+    for n, session_id in enumerate(ids):
+        if n % 7 == 3:
+            await store.append_items(session_id, U, [{"n": n}])  # items, no state
+        elif n % 7 != 5:  # every seventh has nothing at all
+            await store.update_state(session_id, U, {"n": n, "id": session_id})
+    await store.update_state("s0", U, {"second": True})
+    await store.update_state("s1", "other user", {"theirs": 1})
+    asked = [*reversed(ids), "missing", "s0", "s0"]
+    states = await store.get_states(asked, U)
+    assert states == [await store.get_state(session_id, U) for session_id in asked]
+    assert states[-1] == SessionState(data={"id": "s0", "n": 0, "second": True}, revision=2)
+    assert states[len(ids)] == SessionState(data={}, revision=0)
+    assert await store.get_states(["s1"], "other user") == [
+        SessionState(data={"theirs": 1}, revision=1)
+    ]
+    assert await store.get_states(["s1"], None) == [SessionState(data={}, revision=0)]
+    assert await store.get_states([], U) == []
+
+
+async def test_get_states_leaves_out_expired_sessions(make_store: MakeStore, clock: Clock) -> None:
+    store = await make_store(ttl=clock.ttl)
+    await store.update_state("old", U, {"a": 1})
+    await clock.advance(MOST)
+    await store.update_state("new", U, {"b": 2})
+    await clock.advance(MOST)
+    assert await store.get_states(["old", "new"], U) == [
+        SessionState(data={}, revision=0),
+        SessionState(data={"b": 2}, revision=1),
+    ]
+
+
+@pure_logic
+@pytest.mark.parametrize("bad", ["s1", b"s1", {"s1"}, 7, None, ["s1", ""], ["s1", 3]])
+async def test_get_states_refuses_bad_ids(store: SessionStore, bad: Any) -> None:
+    with pytest.raises(InvalidParameterError):
+        await store.get_states(bad, U)
+
+
+@pure_logic
+async def test_get_states_reads_at_most_1000_sessions(store: SessionStore) -> None:
+    assert len(await store.get_states(["s"] * 1000, U)) == 1000
+    with pytest.raises(InvalidParameterError, match="at most 1000"):
+        await store.get_states(["s"] * 1001, U)

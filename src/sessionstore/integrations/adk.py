@@ -31,13 +31,11 @@ semantics win; how each ADK concept is stored:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
 from sessionstore.errors import ConflictError
 from sessionstore.extras import require
@@ -74,19 +72,7 @@ STALE_SESSION_MESSAGE: Final = (
 """The message of ``DatabaseSessionService``'s ``StaleSessionError``, word for word."""
 
 _PAGE: Final = 1000  # list_sessions page size, the most one call returns
-_READS_AT_ONCE: Final = 32  # concurrent state reads while listing
 _FIRST_TAIL: Final = 64  # events read first when only after_timestamp limits them
-
-_T = TypeVar("_T")
-
-
-async def _read_all(read: Callable[[str], Awaitable[_T]], keys: Sequence[str]) -> list[_T]:
-    """``read`` each key, a few at a time (network backends overlap them), results in order."""
-    results: list[_T] = []
-    for start in range(0, len(keys), _READS_AT_ONCE):
-        chunk = keys[start : start + _READS_AT_ONCE]
-        results.extend(await asyncio.gather(*(read(key) for key in chunk)))
-    return results
 
 
 class _KeyedLocks:
@@ -386,10 +372,10 @@ class SessionstoreSessionService(BaseSessionService):
         if not infos:
             return []
         user_state = await self._store.get_user_state(user_key)
-        states = await _read_all(
-            functools.partial(self._store.get_state, user_id=user_key),
-            [info.session_id for info in infos],
-        )
+        states: list[SessionState] = []
+        for start in range(0, len(infos), _PAGE):  # one read of the store per page
+            page = infos[start : start + _PAGE]
+            states += await self._store.get_states([info.session_id for info in page], user_key)
         sessions = []
         for info, stored in zip(infos, states, strict=True):
             if stored.revision == 0:  # items only, or expired between the two reads

@@ -99,6 +99,10 @@ class BlockingItemMethods:
         """Return the session's state: its data (keys sorted) and revision."""
         return self._loop.run(self._store.get_state(session_id, user_id))
 
+    def get_states(self, session_ids: Sequence[str], user_id: str | None) -> list[SessionState]:
+        """Return the states of several sessions of one user, in the order asked."""
+        return self._loop.run(self._store.get_states(session_ids, user_id))
+
     def update_state(
         self,
         session_id: str,

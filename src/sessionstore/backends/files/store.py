@@ -386,6 +386,12 @@ class FileStore(SessionStore):
     async def _get_state(self, key: SessionKey) -> StateRecord:
         return await self._dir.run(self._read_sync, key, item_steps.read_state)
 
+    async def _get_states(self, keys: list[SessionKey]) -> list[StateRecord]:
+        def work() -> list[StateRecord]:
+            return [self._read_sync(key, item_steps.read_state) for key in keys]
+
+        return await self._dir.run(work)  # one hop to the thread for them all
+
     async def _scoped_state(self, scope: StateScope) -> StateRecord:
         return await self._dir.run(read_scope, self.root, scope)
 

@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any, Final
 
 from sessionstore.backends.redis.options import OPTIONS
-from sessionstore.backends.redis.scripts import run_script
+from sessionstore.backends.redis.scripts import run_script, script
 from sessionstore.errors import InvalidParameterError, StoreError, StoreUnavailableError
 from sessionstore.extras import require
 from sessionstore.per_loop import PerLoop, close_transport_now
@@ -420,6 +420,32 @@ class RedisConnection:
         client = self.live_client()
         with self.errors():
             return await run_script(client, self._noscript, name, keys, args)
+
+    async def run_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run the script ``name`` once per ``(keys, args)`` in one pipeline; replies in order.
+
+        Each run is atomic on its own, not the whole: for reads of many
+        sessions at once. A node that lacks the script gets it on a retry.
+
+        Raises:
+            StoreUnavailableError: the server cannot be reached or timed out.
+            StoreError: a script or the server failed.
+
+        """
+        client = self.live_client()
+        sha = script(name).sha
+        with self.errors():
+            pipe = client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            for i, reply in enumerate(replies):
+                if isinstance(reply, self._noscript):
+                    keys, args = calls[i]
+                    replies[i] = await run_script(client, self._noscript, name, keys, args)
+                elif isinstance(reply, Exception):
+                    raise reply
+        return replies
 
     def live_client(self) -> Any:
         """Return the running loop's client, built now if the loop has none.

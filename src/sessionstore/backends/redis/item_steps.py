@@ -123,6 +123,13 @@ class RedisItemSteps(SessionStore):
         revision, flat = await self._conn.run("read_state", [keys.meta, keys.state], [])
         return decode_state(revision, flat)
 
+    async def _get_states(self, keys: list[SessionKey]) -> list[StateRecord]:
+        calls: list[tuple[list[str], list[Any]]] = [
+            ([k.meta, k.state], []) for k in map(self._keys, keys)
+        ]
+        replies = await self._conn.run_many("read_state", calls)
+        return [decode_state(revision, flat) for revision, flat in replies]
+
     async def _update_state(
         self, key: SessionKey, changes: dict[str, str | None], expected_revision: int | None
     ) -> StateRecord:

@@ -40,6 +40,7 @@ __all__ = [
     "NOTHING_BUT_ITEMS",
     "NOTHING_LEFT",
     "SCOPE_KEY",
+    "STATES_AT_ONCE",
     "ItemStatements",
     "ItemWrites",
     "Plan",
@@ -74,6 +75,10 @@ raises (ConflictError, InvalidParameterError) to write nothing.
 """
 
 
+STATES_AT_ONCE: Final = 100
+"""How many sessions' states one statement of ``get_states`` reads."""
+
+
 class ItemStatements:
     """The item and state reads of one namespace, the same on every database.
 
@@ -95,6 +100,12 @@ class ItemStatements:
         self.count = text(f"SELECT s.item_count FROM {t.sessions} s WHERE {KEY} AND {LIVE}")
         self.state = text(
             f"SELECT s.state, s.state_rev AS revision FROM {t.sessions} s WHERE {KEY} AND {LIVE}"
+        )
+        some = ", ".join(f":s{i}" for i in range(STATES_AT_ONCE))
+        # One statement for every batch (the last padded with repeats), so it is prepared once.
+        self.states = text(
+            f"SELECT s.session_key, s.state, s.state_rev AS revision FROM {t.sessions} s "
+            f"WHERE s.user_key = :u AND s.session_key IN ({some}) AND {LIVE}"
         )
         self.scoped = text(f"SELECT state, revision FROM {t.scoped} WHERE {SCOPE_KEY}")
         self.insert = text(

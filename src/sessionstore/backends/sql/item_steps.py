@@ -19,6 +19,7 @@ from sessionstore.backends.sql.codec import (
     state_record,
     state_to_doc,
 )
+from sessionstore.backends.sql.item_statements import STATES_AT_ONCE
 from sessionstore.errors import StoreError
 from sessionstore.items import StateRecord, apply_changes, check_revision
 
@@ -165,6 +166,20 @@ class SQLItemSteps:
     async def _get_state(self, key: SessionKey) -> StateRecord:
         rows = await self._db.rows(self._dialect.item_sql.state, self._params(key))
         return state_record(rows[0]["state"], rows[0]["revision"]) if rows else StateRecord()
+
+    async def _get_states(self, keys: list[SessionKey]) -> list[StateRecord]:
+        base = self._params(keys[0])  # every key has the same user
+        found: dict[str, StateRecord] = {}
+        for start in range(0, len(keys), STATES_AT_ONCE):
+            chunk = keys[start : start + STATES_AT_ONCE]
+            batch = [self._codec.key(key.session_id) for key in chunk]
+            batch += batch[:1] * (STATES_AT_ONCE - len(batch))
+            params = {**base, **{f"s{i}": value for i, value in enumerate(batch)}}
+            for row in await self._db.rows(self._dialect.item_sql.states, params):
+                found[self._codec.unkey(row["session_key"])] = state_record(
+                    row["state"], row["revision"]
+                )
+        return [found.get(key.session_id, StateRecord()) for key in keys]
 
     async def _scoped_state(self, scope: StateScope) -> StateRecord:
         rows = await self._db.rows(self._dialect.item_sql.scoped, self._scope(scope))

@@ -323,6 +323,16 @@ class SQLiteStore(SessionStore):
         rows = await self._rows(sql.LIVE_STATE, session_params(key))
         return state_from_rows(rows, rows[0]["revision"]) if rows else StateRecord()
 
+    async def _get_states(self, keys: list[SessionKey]) -> list[StateRecord]:
+        def work(conn: sqlite3.Connection) -> list[StateRecord]:
+            states = []
+            for key in keys:
+                rows = conn.execute(sql.LIVE_STATE, session_params(key)).fetchall()
+                states.append(state_from_rows(rows, rows[0]["revision"]) if rows else StateRecord())
+            return states
+
+        return await self._db.run(work)  # one hop to the thread for them all
+
     async def _scoped_state(self, scope: StateScope) -> StateRecord:
         return await self._db.run(lambda conn: state_rows.read_scoped(conn, scope))
 
