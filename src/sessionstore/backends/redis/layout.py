@@ -58,6 +58,7 @@ DEFAULT_PREFIX: Final = "sessionstore"
 ANONYMOUS: Final = "~"
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_./-]{1,100}")
 _SAFE = "_-"  # besides ASCII letters and digits, which quote() never escapes
+_UNCHANGED = re.compile(r"[A-Za-z0-9_-]+").fullmatch  # ids quote() would leave as they are
 
 
 def check_prefix(prefix: object) -> str:
@@ -78,6 +79,8 @@ def encode_id(value: str | None) -> str:
     """Return the key-safe form of a user or session id (``~`` for ``None``)."""
     if value is None:
         return ANONYMOUS
+    if _UNCHANGED(value):  # most ids (UUIDs, slugs): no need to run quote()
+        return value
     # quote() leaves "." and "~" alone; both have meanings in our keys.
     return quote(value, safe=_SAFE, encoding="utf-8").replace(".", "%2E").replace("~", "%7E")
 
