@@ -1,4 +1,4 @@
-"""The values sessionstore stores and returns (SPEC §2.3, §2.4).
+"""The values sessionstore stores and returns (their limits: README.md, Backends).
 
 Every model is a frozen pydantic v2 model that validates strictly when it is
 built: no coercion, and a bad value raises
@@ -35,6 +35,7 @@ __all__ = [
     "SessionTraceStep",
     "TurnResult",
     "UsedGraphElementIds",
+    "UserInfo",
 ]
 
 JsonValue = Any
@@ -260,6 +261,13 @@ class SessionPage(_StrictModel):
 
     items: list[SessionInfo]
     next_cursor: str | None = None
+
+
+class UserInfo(_StrictModel):
+    """One user as ``list_users`` reports it: ``user_id=None`` is the anonymous user."""
+
+    user_id: str | None
+    session_count: int
 
 
 class SessionContext(_StrictModel):

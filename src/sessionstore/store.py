@@ -1,4 +1,4 @@
-"""The ``SessionStore`` contract every backend implements (SPEC §2).
+"""The ``SessionStore`` contract every backend implements (README.md, docs/items.md).
 
 Public methods validate their arguments, build ids and timestamps, and then
 call one small step (``_append``, ``_latest``, ...) declared, with what it must
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -26,6 +27,7 @@ from sessionstore.models import (
     SessionQAUpdate,
     SessionTraceStep,
     UsedGraphElementIds,
+    UserInfo,
 )
 from sessionstore.observe import ObservedStore, check_otel_ids, check_slow_call_ms
 from sessionstore.records import SessionData, shown_id
@@ -328,6 +330,24 @@ class SessionStore(ObservedStore, ItemMethods):
         return SessionPage(
             items=items, next_cursor=PageCursor(last.updated_at, last.session_id).encode()
         )
+
+    async def list_users(self) -> list[UserInfo]:
+        """Return every user that has a live session, with how many sessions each has.
+
+        The anonymous user (``user_id=None``) comes first when it has
+        sessions, then the others by id. It walks the session keys once,
+        reading no session, and holds one count per user.
+
+        Raises:
+            StoreError: the backend failed.
+
+        """
+        await self._ready()
+        counts: Counter[str | None] = Counter()
+        async for key in self._session_keys(ALL_USERS):
+            counts[key.user_id] += 1
+        users = sorted(counts, key=lambda user: (user is not None, user or ""))
+        return [UserInfo(user_id=user, session_count=counts[user]) for user in users]
 
     # -- graph context and traces ---------------------------------------
 

@@ -25,6 +25,7 @@ ALL_COMMANDS = (
     "ls",
     "show",
     "stats",
+    "users",
     "add",
     "feedback",
     "rm",

@@ -326,3 +326,31 @@ def test_missing_cli_extra_says_what_to_install() -> None:
     assert proc.stderr == (
         "sessionstore: error: the command line needs 'typer': pip install 'sessionstore[cli]'\n"
     )
+
+
+def test_users_counts_sessions_per_user_and_names_the_anonymous_one(
+    cli: InvokeCli, db_url: str
+) -> None:
+    on_store(db_url, fill)
+    on_store(db_url, lambda store: store.create_qa_entry("s", "anonymous (no --user)", "q", "a"))
+    listed = json.loads(cli("--store", db_url, "users", "--json").stdout)
+    assert listed == {
+        "users": [
+            {"user_id": None, "session_count": 2},
+            {"user_id": "alice", "session_count": 3},
+            {"user_id": "anonymous (no --user)", "session_count": 1},
+            {"user_id": "bob", "session_count": 2},
+        ]
+    }
+    table = cli("--store", db_url, "users").stdout
+    rows = [" ".join(line.strip("│ ").split()) for line in table.splitlines() if "│" in line]
+    assert rows == [
+        "anonymous (no --user) │ 2",
+        "'alice' │ 3",
+        "'anonymous (no --user)' │ 1",
+        "'bob' │ 2",
+    ]
+    assert "4 users, 8 sessions" in table
+    on_store(db_url, lambda store: store.prune())
+    assert cli("--store", db_url, "users").stdout == "No sessions in this store.\n"
+    assert json.loads(cli("--store", db_url, "users", "--json").stdout) == {"users": []}

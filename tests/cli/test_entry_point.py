@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import stat
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from sessionstore import SessionStore
-from tests.cli.conftest import ALL_COMMANDS, RunCli, on_store
+from sessionstore import __version__ as sessionstore_version
+from tests.cli.conftest import ALL_COMMANDS, InvokeCli, RunCli, on_store
 from tests.sample_sessions import fill, snapshot
 
 
@@ -177,6 +183,7 @@ def test_migrate_without_a_migration_step(sessionstore: RunCli, db_url: str) -> 
 
 
 def test_exit_codes_and_one_line_errors(sessionstore: RunCli, db_url: str, tmp_path: Path) -> None:
+    on_store(db_url, lambda store: store.create_qa_entry("s", None, "q", "a"))
     missing = sessionstore("--store", db_url, "show", "nope")
     assert missing.returncode == 1
     assert missing.stderr.startswith("sessionstore: error: no session 'nope'")
@@ -196,3 +203,118 @@ def test_exit_codes_and_one_line_errors(sessionstore: RunCli, db_url: str, tmp_p
     debug = sessionstore("--debug", "--store", broken, "ls")
     assert debug.returncode == 2
     assert "Traceback" in debug.stderr
+
+
+def test_version_and_short_help_on_the_top_level_and_every_command(
+    sessionstore: RunCli, cli: InvokeCli
+) -> None:
+    top = ok(sessionstore("--version"))
+    assert top.stdout == f"sessionstore {sessionstore_version}\n"
+    assert "Usage: sessionstore [OPTIONS] COMMAND" in ok(sessionstore("-h")).stdout
+    for command in ALL_COMMANDS:
+        version = cli(command, "--version")
+        assert (version.exit_code, version.stdout) == (0, top.stdout), command
+        short = cli(command, "-h")
+        assert short.exit_code == 0, command
+        assert f" {command} [OPTIONS]" in short.stdout, command
+        assert short.stdout == cli(command, "--help").stdout, command
+    # Before anything else runs: no store is opened, none created.
+    assert ok(sessionstore("--store", "sqlite:///nowhere/x.db", "ls", "--version")).stdout == (
+        top.stdout
+    )
+    assert not Path("nowhere").exists()
+
+
+@pytest.mark.parametrize("columns", ["40", "200"])
+def test_show_keeps_the_entry_id_whole_at_any_width(
+    sessionstore: RunCli, db_url: str, columns: str
+) -> None:
+    qa_id = on_store(db_url, lambda store: store.create_qa_entry("s", None, "q " * 50, "a"))
+    shown = ok(sessionstore("--store", db_url, "show", "s", COLUMNS=columns)).stdout
+    lines = shown.splitlines()
+    assert [line.split()[-1] for line in lines if line.startswith("#1 ")] == [qa_id]
+    assert all(len(line) <= int(columns) for line in lines if qa_id not in line)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o027])
+def test_export_to_a_file_gets_the_mode_of_a_new_file(
+    db_url: str, tmp_path: Path, umask: int
+) -> None:
+    on_store(db_url, fill)
+    output = tmp_path / "all.jsonl"
+    command = shlex.join([sys.executable, "-m", "sessionstore.cli", "--store", db_url, "export"])
+    done = subprocess.run(
+        f"umask {umask:03o} && {command} -o {shlex.quote(str(output))}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(output.stat().st_mode) == 0o666 & ~umask
+    output.chmod(0o604)  # a file that exists keeps its mode
+    ok_again = subprocess.run(f"{command} -o {shlex.quote(str(output))}", shell=True, check=False)
+    assert ok_again.returncode == 0
+    assert stat.S_IMODE(output.stat().st_mode) == 0o604
+    assert len(output.read_text(encoding="utf-8").splitlines()) == 7
+
+
+def test_export_into_a_missing_directory_names_it(
+    sessionstore: RunCli, db_url: str, tmp_path: Path
+) -> None:
+    on_store(db_url, fill)
+    output = tmp_path / "no" / "such" / "all.jsonl"
+    failed = sessionstore("--store", db_url, "export", "-o", str(output))
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        f"sessionstore: error: cannot write {output}: no directory {output.parent}\n"
+    )
+    assert not (tmp_path / "no").exists()
+
+
+def _hint(stdout: str) -> list[str]:
+    (line,) = [line for line in stdout.splitlines() if line.startswith("Look closer: ")]
+    return shlex.split(line.removeprefix("Look closer: "))
+
+
+def _shows_the_demo(command: list[str], **env: str) -> None:
+    shown = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **env}, check=False
+    )
+    assert shown.returncode == 0, (command, shown.stderr)
+    assert "Session 'sessionstore-demo' of user 'demo-user': 3 entries" in shown.stdout
+    assert "send_summary_email" in shown.stdout  # --traces
+
+
+def test_the_demo_hint_runs_as_printed(sessionstore: RunCli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo store.db'}"
+    as_module = _hint(ok(sessionstore("--store", url, "demo")).stdout)
+    assert as_module[1:5] == ["-m", "sessionstore.cli", "--store", url]
+    _shows_the_demo(as_module)
+
+    script = str(Path(sys.executable).with_name("sessionstore"))
+    paths = os.environ["PATH"].split(os.pathsep)
+    elsewhere = os.pathsep.join(p for p in paths if Path(p).absolute() != Path(script).parent)
+    by_path = subprocess.run(
+        [script, "--store", url, "demo"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": elsewhere},
+        check=True,
+    )
+    hint = _hint(by_path.stdout)
+    assert hint[0] == script  # not on PATH: the path it was run by
+    _shows_the_demo(hint, PATH=elsewhere)
+
+    on_path = os.pathsep.join([str(Path(script).parent), elsewhere])
+    by_name = subprocess.run(
+        ["sessionstore", "demo"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": on_path},
+        check=True,
+    )
+    hint = _hint(by_name.stdout)
+    assert hint[0] == "sessionstore"
+    assert "--store" not in hint  # the default store, as in the demo
+    _shows_the_demo(hint, PATH=on_path)

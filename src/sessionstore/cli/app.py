@@ -15,14 +15,24 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from sessionstore.cli import demo, reading, transfer, writing
+from sessionstore import __version__
+from sessionstore.cli import counting, demo, reading, transfer, writing
 from sessionstore.cli.runtime import CliState, report_failure
 
 __all__ = ["app"]
 
 
 class _Group(TyperGroup):
-    """Runs the command and turns any failure into one line and an exit code."""
+    """Runs the command and turns any failure into one line and an exit code.
+
+    ``--version``, declared on the top level, is given to every command too.
+    """
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        version = next(p for p in self.params if p.name == "version")
+        for command in self.commands.values():
+            command.params.append(version)
 
     def main(
         self,
@@ -63,8 +73,15 @@ app = typer.Typer(
     epilog="Example: sessionstore --store sqlite:///app.db ls --user alice",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sessionstore {__version__}")
+        raise typer.Exit
 
 
 @app.callback()
@@ -79,6 +96,16 @@ def _options(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")] = False,
+    version: Annotated[  # read by its callback, which exits
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            expose_value=False,  # so that every command can share it
+            callback=_show_version,
+            help="Show the version and exit.",
+        ),
+    ] = False,
 ) -> None:
     state = ctx.obj if isinstance(ctx.obj, CliState) else CliState()
     state.store_url = store
@@ -86,5 +113,5 @@ def _options(
     ctx.obj = state
 
 
-for _module in (demo, reading, writing, transfer):
+for _module in (demo, reading, counting, writing, transfer):
     _module.register(app)

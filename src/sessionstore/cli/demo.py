@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from pathlib import Path
+from shlex import quote
 from typing import Annotated
 
 import typer
@@ -12,6 +17,7 @@ from sessionstore.cli.output import out_console, plain, terminal_safe
 from sessionstore.cli.runtime import opened, run, state_of
 from sessionstore.manager import SessionManager
 from sessionstore.models import SessionContext, SessionQAUpdate, UsedGraphElementIds
+from sessionstore.urls import redact_url
 
 __all__ = ["register"]
 
@@ -20,12 +26,12 @@ _TURNS = [
         "Which backends can keep my agent's memory?",
         "Memory, SQLite (the default), plain files, Redis or Valkey, PostgreSQL and "
         "MySQL or MariaDB, each chosen by a URL.",
-        "SPEC section 1: the table of backends",
+        "README: the table of backends",
     ),
     (
         "Which one should I use on a single machine?",
         "SQLite: it is embedded, needs no server and is safe for several processes.",
-        "SPEC section 4: sqlite uses WAL and BEGIN IMMEDIATE",
+        "docs/backends/sqlite.md: WAL and BEGIN IMMEDIATE",
     ),
     (
         "And when several hosts share the memory?",
@@ -107,9 +113,34 @@ def demo(
         Text.assemble((f"{m['role']}: ", "bold"), plain(m["content"])) for m in context.history
     )
     console.print(Panel(messages, title="The same turns as chat messages", expand=False))
-    console.print(
-        Text(
-            terminal_safe(f"Look closer: sessionstore show {session_id} --user {user} --traces"),
-            style="dim",
-        )
-    )
+    look = f"{_again(state_of(ctx).store_url)} show {quote(session_id)} --user {quote(user)}"
+    # Not wrapped: the line is a command to copy as it is.
+    console.print(Text(terminal_safe(f"Look closer: {look} --traces"), style="dim"), soft_wrap=True)
+
+
+def _again(store_url: str | None) -> str:
+    """Return how to run this command line again: the same program and ``--store``.
+
+    The program as it was invoked (``python -m sessionstore.cli`` or the
+    script's path), shortened to its name when PATH finds that very file. A
+    ``--store`` URL with a password is shown redacted, as every output is.
+    """
+    script = sys.argv[0] if sys.argv else ""
+    if Path(script).name == "__main__.py":
+        program = f"{_shortest(sys.executable)} -m sessionstore.cli"
+    elif Path(script).stem == "sessionstore":
+        program = _shortest(script)
+    else:  # run in process (tests), not from a command line
+        program = "sessionstore"
+    if store_url is None:
+        return program
+    return f"{program} --store {quote(redact_url(store_url))}"
+
+
+def _shortest(program: str) -> str:
+    """Return ``program``'s bare name if PATH finds this very file by it, else the path given."""
+    name = Path(program).name
+    found = shutil.which(name)
+    if found is not None and os.path.abspath(found) == os.path.abspath(program):  # noqa: PTH100
+        return name
+    return quote(program)

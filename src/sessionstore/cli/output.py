@@ -15,9 +15,12 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -30,6 +33,7 @@ __all__ = [
     "plain",
     "print_json",
     "progress",
+    "progress_shown",
     "say",
     "terminal_safe",
     "user_label",
@@ -123,6 +127,11 @@ def user_label(user_id: str | None) -> str:
     return "the anonymous user" if user_id is None else f"user {user_id!r}"
 
 
+def progress_shown() -> bool:
+    """Return whether a progress bar would show: only when stderr is a terminal."""
+    return err_console().is_terminal
+
+
 class Advance(Protocol):
     """Moves a progress bar on by one item."""
 
@@ -130,20 +139,40 @@ class Advance(Protocol):
         """Count one more item done."""
 
 
+class _RateColumn(ProgressColumn):
+    """How many items a second, over the last few seconds."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        shown = "?" if speed is None else f"{speed:,.0f}"
+        return Text(f"{shown}/s", style="progress.data.speed")
+
+
 @contextmanager
 def progress(
     description: str, total: int | None = None, *, enabled: bool = True
 ) -> Iterator[Advance]:
-    """Show a progress bar on stderr while the block runs, if stderr is a terminal."""
+    """Show a progress bar on stderr while the block runs, if stderr is a terminal.
+
+    With a ``total`` it shows done/total, the rate and the time left;
+    without, the count, the rate and the time so far. Nothing is printed
+    when stderr is not a terminal (or ``enabled`` is false).
+    """
     console = err_console()
-    columns = [
+    counted: list[ProgressColumn] = (
+        [BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeRemainingColumn()]
+        if total is not None
+        else [TextColumn("{task.completed}"), _RateColumn(), TimeElapsedColumn()]
+    )
+    with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn() if total is not None else TextColumn("{task.completed}"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, console=console, disable=not (enabled and console.is_terminal)) as bar:
+        *counted,
+        console=console,
+        # Data may be going to stdout meanwhile (``export > file``): never touch it.
+        redirect_stdout=False,
+        disable=not (enabled and console.is_terminal),
+    ) as bar:
         task = bar.add_task(description, total=total)
 
         def advance() -> None:

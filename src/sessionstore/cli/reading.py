@@ -1,11 +1,9 @@
-"""Commands that only read: ``where``, ``ls``, ``show``, ``stats``."""
+"""Commands that read sessions: ``where``, ``ls``, ``show``."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -41,7 +39,6 @@ def register(app: typer.Typer) -> None:
     app.command(epilog="Example: sessionstore --store redis://localhost:6379/0 where")(where)
     app.command("ls", epilog="Example: sessionstore ls --user alice --limit 10")(list_sessions)
     app.command(epilog="Example: sessionstore show chat-1 --user alice --last 5 --traces")(show)
-    app.command(epilog="Example: sessionstore --store sqlite:///app.db stats --json")(stats)
 
 
 def where(ctx: typer.Context, as_json: JsonOption = False) -> None:
@@ -90,7 +87,7 @@ def list_sessions(
     async def read() -> tuple[list[SessionInfo], bool]:
         found: list[SessionInfo] = []
         cursor: str | None = None
-        async with opened(url) as store:
+        async with opened(url, create=False) as store:
             while True:
                 page = await store.list_sessions(
                     user, limit=min(limit - len(found), 1000), cursor=cursor
@@ -193,7 +190,7 @@ def show(
     url = state_of(ctx).choice().url
 
     async def read() -> _Shown:
-        async with opened(url) as store:
+        async with opened(url, create=False) as store:
             return await _read_session(store, session_id, user, last, traces=traces, items=items)
 
     read_back = run(read())
@@ -259,7 +256,12 @@ def _entries(count: int) -> str:
 
 def _print_entry(number: int, entry: SessionQAEntry) -> None:
     console = out_console()
-    console.rule(plain(f"#{number}  {when(entry.created_at)}  {entry.id}"), align="left")
+    # A rule's title is cut to the terminal's width; the id must stay whole to be copied.
+    console.rule(style="dim")
+    console.print(
+        Text.assemble((f"#{number}", "bold"), f"  {when(entry.created_at)}  ", plain(entry.id)),
+        soft_wrap=True,
+    )
     console.print(Text.assemble(("Q: ", "bold green"), plain(entry.question)))
     console.print(Text.assemble(("A: ", "bold blue"), plain(entry.answer)))
     if entry.context is not None:
@@ -294,72 +296,4 @@ def _print_traces(steps: list[SessionTraceStep]) -> None:
             plain(step.status),
             plain(step.session_feedback or step.error_message),
         )
-    console.print(table)
-
-
-def _bytes_on_disk(store: SessionStore) -> int | None:
-    """Return the bytes a file-based store uses, or ``None`` when it cannot tell."""
-    where = getattr(store, "path", None) or getattr(store, "root", None)
-    if not isinstance(where, Path):
-        return None
-    if where.is_dir():
-        return sum(f.stat().st_size for f in where.rglob("*") if f.is_file())
-    files = [where, where.with_name(where.name + "-wal"), where.with_name(where.name + "-shm")]
-    existing = [f for f in files if f.is_file()]
-    return sum(f.stat().st_size for f in existing) if existing else None
-
-
-def _size(count: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:,.0f} {unit}" if unit == "bytes" else f"{count:,.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
-
-
-def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Count sessions, users, entries, trace steps, items and session states in the store.
-
-    Reads every session once. The size is given for stores kept in local
-    files (SQLite, file://); other backends show "n/a".
-    """
-    choice = state_of(ctx).choice()
-
-    async def count() -> dict[str, Any]:
-        totals = {"sessions": 0, "entries": 0, "trace_steps": 0, "graph_contexts": 0}
-        totals["entries_with_feedback"] = 0
-        totals["items"] = totals["states"] = 0
-        users: set[str | None] = set()
-        async with opened(choice.url) as store:
-            async for dump in store.export_sessions():
-                users.add(dump["user_id"])
-                totals["sessions"] += 1
-                totals["entries"] += len(dump["entries"])
-                totals["trace_steps"] += len(dump["trace_steps"])
-                totals["graph_contexts"] += dump["graph_context"] is not None
-                totals["entries_with_feedback"] += sum(
-                    e["feedback_score"] is not None or e["feedback_text"] is not None
-                    for e in dump["entries"]
-                )
-                totals["items"] += len(dump["items"])
-                totals["states"] += dump["state"]["revision"] > 0
-            size = await asyncio.to_thread(_bytes_on_disk, store)
-        return {"store": choice.shown, "users": len(users), **totals, "size_bytes": size}
-
-    result = run(count())
-    if as_json:
-        print_json(result)
-        return
-    table = Table(show_header=False)
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for key, value in result.items():
-        if key == "store":
-            continue
-        if key == "size_bytes":
-            table.add_row("size on disk", "n/a" if value is None else _size(value))
-        else:
-            table.add_row(key.replace("_", " "), f"{value:,}")
-    console = out_console()
-    console.print(Text(terminal_safe(f"Store {result['store']}"), style="bold"), soft_wrap=True)
     console.print(table)

@@ -9,10 +9,14 @@ import traceback
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from sessionstore.backends.files import FileStore
+from sessionstore.backends.files.layout import MARKER
+from sessionstore.backends.sqlite import SQLiteStore
 from sessionstore.cli.output import terminal_safe
 from sessionstore.errors import (
     InvalidParameterError,
@@ -25,6 +29,7 @@ from sessionstore.urls import default_store_url, open_store, redact_url
 
 __all__ = [
     "EXIT_BAD_INPUT",
+    "EXIT_INTERRUPTED",
     "EXIT_STORE_FAILED",
     "CliState",
     "CommandError",
@@ -32,6 +37,7 @@ __all__ = [
     "StoreChoice",
     "UserOption",
     "exit_code_for",
+    "missing_location",
     "opened",
     "report_failure",
     "run",
@@ -42,6 +48,7 @@ T = TypeVar("T")
 
 EXIT_BAD_INPUT = 1
 EXIT_STORE_FAILED = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 UserOption = Annotated[
     str | None,
@@ -111,10 +118,36 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+def missing_location(store: SessionStore) -> Path | None:
+    """Return where ``store`` keeps its files when they are not there yet, else ``None``.
+
+    A SQLite store exists once its database file does; a ``file://`` store
+    once its root holds the layout marker. Every other backend (memory, or a
+    server) always exists.
+    """
+    if isinstance(store, SQLiteStore):
+        in_memory = str(store.path) == ":memory:"
+        return None if in_memory or store.path.exists() else store.path
+    if isinstance(store, FileStore):
+        return None if (store.root / MARKER).exists() else store.root
+    return None
+
+
 @asynccontextmanager
-async def opened(url: str) -> AsyncIterator[SessionStore]:
-    """Open the store at ``url`` for the block and close it after."""
+async def opened(url: str, *, create: bool = True) -> AsyncIterator[SessionStore]:
+    """Open the store at ``url`` for the block and close it after.
+
+    Raises:
+        CommandError: ``create`` is false and the store, kept in local files,
+            does not exist: nothing is created then (a mistyped path must not
+            leave an empty store behind).
+
+    """
     store = open_store(url)
+    if not create:
+        missing = await asyncio.to_thread(missing_location, store)
+        if missing is not None:
+            raise CommandError(f"no store at {missing}; nothing was created there")
     async with store:
         yield store
 
@@ -130,7 +163,7 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, typer.Abort):
         return EXIT_BAD_INPUT
     if isinstance(exc, KeyboardInterrupt):
-        return 130
+        return EXIT_INTERRUPTED
     return EXIT_STORE_FAILED
 
 

@@ -3,25 +3,32 @@
 ``import`` reads the whole file twice: first it checks every line and refuses
 the file, importing nothing, if any line is malformed; then it imports. Each
 session is written all or nothing and replaces a session with the same ids,
-so running an import or a copy again never duplicates anything.
+so running an import or a copy again never duplicates anything: after an
+interruption (Ctrl-C exits 130 and says how far it got) the same command
+finishes the job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import stat
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
 
-from sessionstore.cli.output import json_text, progress, say
+from sessionstore.cli.output import json_text, progress, progress_shown, say
 from sessionstore.cli.runtime import (
     EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
     EXIT_STORE_FAILED,
     CommandError,
     opened,
@@ -69,6 +76,34 @@ def _line(dump: dict[str, Any]) -> bytes:
     return json_text(dump).encode() + b"\n"
 
 
+@dataclass
+class _Tally:
+    """How far a transfer got: what Ctrl-C reports."""
+
+    done: int = 0
+    total: int | None = None  # known once counted, and counted only for a progress bar
+
+    def __str__(self) -> str:
+        return f"{self.done}" if self.total is None else f"{self.done} of {self.total}"
+
+
+_WHOLE = "a session is never half written"
+_AGAIN = (
+    "run the same command again to finish: a session already done is replaced "
+    "by the same session, never duplicated"
+)
+
+
+def _interrupted(what: str) -> CommandError:
+    return CommandError(f"interrupted: {what}", EXIT_INTERRUPTED)
+
+
+async def _count(store: SessionStore, users: str | AllUsers | None) -> int:
+    """Return how many sessions ``export_sessions(user_id=users)`` yields now."""
+    found = await store.list_users()
+    return sum(u.session_count for u in found if isinstance(users, AllUsers) or u.user_id == users)
+
+
 def export(
     ctx: typer.Context,
     user: UsersOption = None,
@@ -83,33 +118,73 @@ def export(
     """
     url = state_of(ctx).choice().url
     users = _user_filter(user, anonymous)
+    tally = _Tally()
 
     async def write(sink: IO[bytes], show_progress: bool) -> int:
-        written = 0
-        async with opened(url) as store:
-            with progress("exporting sessions", None, enabled=show_progress) as advance:
+        async with opened(url, create=False) as store:
+            if show_progress:
+                tally.total = await _count(store, users)
+            with progress("exporting sessions", tally.total, enabled=show_progress) as advance:
                 async for dump in store.export_sessions(user_id=users):
                     sink.write(_line(dump))
-                    written += 1
+                    tally.done += 1
                     advance()
-        return written
+        return tally.done
 
-    if output is None:
-        stdout = typer.get_binary_stream("stdout")
-        run(write(stdout, show_progress=False))
-        stdout.flush()
-        return
-    with _replacing(output) as sink:
-        written = run(write(sink, show_progress=True))
+    try:
+        if output is None:
+            stdout = typer.get_binary_stream("stdout")
+            # A bar on the terminal that also shows the lines would garble both.
+            run(write(stdout, show_progress=progress_shown() and not sys.stdout.isatty()))
+            stdout.flush()
+            return
+        with _replacing(output) as sink:
+            written = run(write(sink, show_progress=progress_shown()))
+    except KeyboardInterrupt:
+        kept = (
+            "each line written holds a whole session"
+            if output is None
+            else f"{output} is left as it was"
+        )
+        raise _interrupted(
+            f"exported {tally} sessions; {kept}; run the same command again to export them all"
+        ) from None
     say(f"Exported {written} sessions to {output}.")
+
+
+def _file_mode(path: Path) -> int:
+    """Return the mode ``path`` has, or the one a new file would get (0666 less the umask)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        # The only way to read the umask is to set it; no other thread runs yet.
+        umask = os.umask(0o077)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 @contextmanager
 def _replacing(path: Path) -> Iterator[IO[bytes]]:
-    """Write to a temp file beside ``path``; move it into place only on success."""
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    """Write to a temp file beside ``path``; move it into place only on success.
+
+    The file keeps the mode ``path`` had, or gets the mode of any new file,
+    not the temp file's 0600.
+
+    Raises:
+        CommandError: the temp file cannot be made, naming ``path`` (a
+            missing directory, a directory not writable).
+
+    """
+    mode = _file_mode(path)
+    try:
+        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except FileNotFoundError as exc:
+        raise CommandError(f"cannot write {path}: no directory {path.parent}") from exc
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror}") from exc
     try:
         with os.fdopen(handle, "wb") as sink:
+            os.fchmod(sink.fileno(), mode)
             yield sink
         Path(temp_name).replace(path)
     except BaseException:
@@ -181,8 +256,14 @@ def import_file(
     number) imports nothing at all.
     """
     url = state_of(ctx).choice().url
-    with _seekable(file) as stream:
-        imported = run(_load(url, stream))
+    tally = _Tally()
+    try:
+        with _seekable(file) as stream:
+            imported = run(_load(url, stream, tally))
+    except KeyboardInterrupt:
+        if tally.total is None:
+            raise _interrupted("while checking the file; nothing was imported") from None
+        raise _interrupted(f"imported {tally} sessions; {_WHOLE}; {_AGAIN}") from None
     say(f"Imported {imported} sessions.")
 
 
@@ -196,23 +277,23 @@ async def _check_all(store: SessionStore, stream: IO[bytes]) -> int:
             except InvalidParameterError as exc:
                 raise CommandError(f"line {number}: {exc}") from exc
             total += 1
+            await asyncio.sleep(0)  # checking does no I/O: let Ctrl-C in between lines
     except CommandError as exc:
         raise CommandError(f"{exc}; nothing imported") from exc
     return total
 
 
-async def _load(url: str, stream: IO[bytes]) -> int:
+async def _load(url: str, stream: IO[bytes], tally: _Tally) -> int:
     line = 0
-    done = 0
     async with opened(url) as store:
-        total = await _check_all(store, stream)
-        with progress("importing sessions", total) as advance:
+        tally.total = await _check_all(store, stream)
+        with progress("importing sessions", tally.total) as advance:
 
             async def dumps() -> AsyncIterator[dict[str, Any]]:
-                nonlocal line, done
+                nonlocal line
                 for line, dump in _sessions(stream):  # noqa: B007 (read by the handler)
                     yield dump
-                    done += 1
+                    tally.done += 1
                     advance()
 
             try:
@@ -220,7 +301,7 @@ async def _load(url: str, stream: IO[bytes]) -> int:
             except (InvalidParameterError, StoreError) as exc:
                 code = EXIT_STORE_FAILED if isinstance(exc, StoreError) else EXIT_BAD_INPUT
                 raise CommandError(
-                    f"line {line}: {exc}; the {done} sessions before it were imported, "
+                    f"line {line}: {exc}; the {tally.done} sessions before it were imported, "
                     "none after it (importing again is safe)",
                     code,
                 ) from exc
@@ -247,16 +328,24 @@ def copy(
         raise CommandError("--from and --to name the same store")
     users = _user_filter(user, anonymous)
 
+    tally = _Tally()
+
     async def move() -> int:
-        async with opened(origin) as from_store, opened(target) as to_store:
-            with progress("copying sessions", None) as advance:
+        async with opened(origin, create=False) as from_store, opened(target) as to_store:
+            if progress_shown():
+                tally.total = await _count(from_store, users)
+            with progress("copying sessions", tally.total) as advance:
 
                 async def counted() -> AsyncIterator[dict[str, Any]]:
                     async for dump in from_store.export_sessions(user_id=users):
                         yield dump
+                        tally.done += 1
                         advance()
 
                 return await to_store.import_sessions(counted())
 
-    copied = run(move())
+    try:
+        copied = run(move())
+    except KeyboardInterrupt:
+        raise _interrupted(f"copied {tally} sessions; {_WHOLE}; {_AGAIN}") from None
     say(f"Copied {copied} sessions from {redact_url(origin)} to {redact_url(target)}.")

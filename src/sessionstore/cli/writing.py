@@ -80,7 +80,7 @@ def rm(ctx: typer.Context, session_id: SessionArgument, user: UserOption = None)
     url = state_of(ctx).choice().url
 
     async def delete() -> bool:
-        async with opened(url) as store:
+        async with opened(url, create=False) as store:
             return await store.delete_session(session_id, user)
 
     if not run(delete()):
@@ -98,7 +98,7 @@ def prune(
         raise CommandError("not confirmed, nothing deleted (--yes skips the question)")
 
     async def delete() -> None:
-        async with opened(choice.url) as store:
+        async with opened(choice.url, create=False) as store:
             await store.prune()
 
     run(delete())

@@ -15,6 +15,7 @@ from sessionstore.models import (
     SessionQAUpdate,
     SessionTraceStep,
     UsedGraphElementIds,
+    UserInfo,
 )
 from sessionstore.records import SessionData
 from sessionstore.store import SessionStore as AsyncSessionStore
@@ -254,6 +255,13 @@ class SessionStore(BlockingItemMethods):
 
         """
         return self._loop.run(self._store.list_sessions(user_id, limit=limit, cursor=cursor))
+
+    def list_users(self) -> list[UserInfo]:
+        """Return every user that has a live session, with how many sessions each has.
+
+        The anonymous user (``user_id=None``) comes first, then the others by id.
+        """
+        return self._loop.run(self._store.list_users())
 
     # -- graph context and traces ---------------------------------------
 
