@@ -28,6 +28,7 @@ from sessionstore.models import (
     SessionTraceStep,
     TurnResult,
     UsedGraphElementIds,
+    UserInfo,
 )
 from sessionstore.store import ALL_USERS, SessionStore
 from sessionstore.urls import default_store_url, open_store, register_backend
@@ -55,8 +56,11 @@ __all__ = [
     "StoreUnavailableError",
     "TurnResult",
     "UsedGraphElementIds",
+    "UserInfo",
     "default_store_url",
     "open_store",
     "register_backend",
 ]
+
+# The one place the version is written: the build reads it (tool.hatch.version in pyproject.toml).
 __version__ = "0.1.0"
