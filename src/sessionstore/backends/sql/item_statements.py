@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from sqlalchemy import text
 
+from sessionstore.backends.sql.item_steps import STATES_AT_ONCE
 from sessionstore.backends.sql.statements import KEY, LIVE
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ __all__ = [
     "NOTHING_BUT_ITEMS",
     "NOTHING_LEFT",
     "SCOPE_KEY",
-    "STATES_AT_ONCE",
     "ItemStatements",
     "ItemWrites",
     "Plan",
@@ -73,10 +73,6 @@ It returns the write's ``doc`` (the new document), ``rev`` (the new
 revision) and ``base`` (the sequence number after which the items go), or
 raises (ConflictError, InvalidParameterError) to write nothing.
 """
-
-
-STATES_AT_ONCE: Final = 100
-"""How many sessions' states one statement of ``get_states`` reads."""
 
 
 class ItemStatements:

@@ -10,7 +10,7 @@ check) is decided here, once for both databases, by :class:`StatePlan`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from sessionstore.backends.sql.codec import (
     item_params,
@@ -19,7 +19,6 @@ from sessionstore.backends.sql.codec import (
     state_record,
     state_to_doc,
 )
-from sessionstore.backends.sql.item_statements import STATES_AT_ONCE
 from sessionstore.errors import StoreError
 from sessionstore.items import StateRecord, apply_changes, check_revision
 
@@ -32,7 +31,10 @@ if TYPE_CHECKING:
     from sessionstore.items import ItemRecord, StateScope
     from sessionstore.keys import SessionKey
 
-__all__ = ["SQLItemSteps", "StatePlan"]
+__all__ = ["STATES_AT_ONCE", "SQLItemSteps", "StatePlan"]
+
+STATES_AT_ONCE: Final = 100
+"""How many sessions' states one statement of ``get_states`` reads."""
 
 
 class StatePlan:
