@@ -1,4 +1,4 @@
-"""The steps a backend implements, and what each must guarantee (SPEC §2).
+"""The steps a backend implements, and what each must guarantee.
 
 :class:`~sessionstore.store.SessionStore` validates every call and then runs
 one of these steps; a backend subclasses ``SessionStore`` and implements them.

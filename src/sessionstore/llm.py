@@ -1,4 +1,4 @@
-"""One-sentence LLM summaries of agent trace steps (SPEC §6).
+"""One-sentence LLM summaries of agent trace steps (docs/manager.md).
 
 :class:`LLM` is what :class:`~sessionstore.SessionManager` calls;
 :class:`OpenAICompatibleLLM` adapts any OpenAI-compatible async client to it.

@@ -1,4 +1,4 @@
-"""The try-locks behind ``SessionManager.improve_lock`` (SPEC §6).
+"""The try-locks behind ``SessionManager.improve_lock`` (docs/manager.md).
 
 A lock backend hands out at most one holder per lock name. Where the store's
 storage is shared, so is the lock: each backend supplies its own through the

@@ -1,4 +1,4 @@
-"""``SessionManager``: what an agent or RAG pipeline calls on every turn (SPEC §6).
+"""``SessionManager``: what an agent or RAG pipeline calls on every turn (docs/manager.md).
 
 It sits on any :class:`~sessionstore.SessionStore` and adds the turn-level
 conveniences: history as chat messages and as prompt text (from the

@@ -1,4 +1,4 @@
-"""Input rules shared by every model, call and backend (SPEC §2.1, §2.3).
+"""Input rules shared by every model, call and backend (README.md states them).
 
 Each check raises :class:`InvalidParameterError` naming the argument and the
 rule, before any I/O happens.

@@ -32,7 +32,7 @@ def run(command: list[str], cwd: Path) -> str:
 def test_the_example_runs_and_the_cli_shows_its_history(tmp_path: Path) -> None:
     doc = DOC.read_text(encoding="utf-8")
     examples = [
-        b for b in re.findall(r"```python\n(.*?)```", doc, re.DOTALL) if "asyncio.run(" in b
+        b for b in re.findall(r"```python\n(.*?)```", doc, re.DOTALL) if "ScriptedModel(" in b
     ]
     assert len(examples) == 1
     texts = re.findall(r"```text\n(.*?)```", doc, re.DOTALL)
