@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest framework-tests bench bench-peers clean
+.PHONY: demo test lint typecheck pytest framework-tests package-check bench bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,12 @@ pytest: $(VENV)/.all-installed
 framework-tests: $(VENV)/.all-installed
 	$(BIN)/python -m tests.frameworks.openai_agents
 
-test: lint typecheck pytest framework-tests
+# The built sdist and wheel, installed as users install them, on every Python the
+# classifiers name (virtualenvs under .cache/package/); see tests/package/check.py.
+package-check: | $(BIN)/python
+	$(BIN)/python -m tests.package.check
+
+test: lint typecheck pytest framework-tests package-check
 
 # Not part of `make test`: measures, asserts nothing; see docs/benchmarks.md.
 bench: $(VENV)/.bench-installed
@@ -58,4 +63,4 @@ bench-peers: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.plot
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .cache/package
