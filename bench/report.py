@@ -345,8 +345,17 @@ def frameworks_tables(data: dict[str, Any]) -> str:
         f"{', '.join(f'{x:.1f}' for x in data['load_before'])}, after "
         f"{', '.join(f'{x:.1f}' for x in load)}. Versions: {versions}."
     ]
+    for update in data.get("updates", []):
+        parts.append(
+            f"Updated {update['when']} with `{update['command']}` (load average before "
+            f"{', '.join(f'{x:.1f}' for x in update['load_before'])}): those workloads "
+            "replace the run's."
+        )
     if data.get("pending"):
-        parts.append(f"Not measured (the run stopped first): {', '.join(data['pending'])}.")
+        parts.append(
+            f"Not measured in full (the run stopped first; an update may hold some of their "
+            f"workloads): {', '.join(data['pending'])}."
+        )
     verdict = [
         "| framework | storage | turn p50, ours / native | "
         "last 20 of the largest log, ours / native | list, ours / native | "

@@ -243,7 +243,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--task-turns", type=int, help="concurrent: turns per task (16 tasks)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
-        "--merge", action="store_true", help="keep the cases of --out that this run does not redo"
+        "--merge",
+        action="store_true",
+        help="keep what --out holds that this run does not redo (cases and workloads)",
     )
     args = parser.parse_args(argv)
     sizes = sizes_from(args)
@@ -255,12 +257,15 @@ def main(argv: list[str]) -> int:
         for storage in args.storages.split(",")
         if storage in FRAMEWORKS[framework].natives
     ]
-    kept: dict[str, dict[str, Any]] = {}
+    command = f"python -m bench.peers.frameworks {shlex.join(argv)}".strip()
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    earlier: dict[str, Any] = {}
     if args.merge and args.out.exists():
-        kept = json.loads(args.out.read_text())["results"]
+        earlier = json.loads(args.out.read_text())
+    kept: dict[str, dict[str, Any]] = earlier.get("results", {})
     data = {
-        "command": f"python -m bench.peers.frameworks {shlex.join(argv)}".strip(),
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": command,
+        "when": when,
         "load_before": os.getloadavg(),
         "load_after": None,
         "sizes": asdict(sizes),
@@ -268,15 +273,32 @@ def main(argv: list[str]) -> int:
         "pending": [f"{framework} {storage}" for framework, storage in cases],
         "results": kept,
     }
+    if earlier:  # the earlier run stays the headline; this one is listed as an update
+        data.update({k: earlier[k] for k in ("command", "when", "load_before", "load_after")})
+        data["sizes"] = earlier.get("sizes", data["sizes"])
+        data["pending"] = earlier.get("pending", [])
+        data["updates"] = [
+            *earlier.get("updates", []),
+            {"command": command, "when": when, "load_before": os.getloadavg()},
+        ]
     run = Run()
     try:
         for framework, storage in cases:
             log(f"{framework} on {storage}:")
             case = bench_case(run, framework, storage, workloads, sizes)
             case["sizes"] = asdict(sizes)
+            before = kept.get(framework, {}).get(storage)
+            if earlier and before is not None:  # keep the workloads this run did not redo
+                case["workloads"] = {**before["workloads"], **case["workloads"]}
+                case["sizes"] = before.get("sizes", case["sizes"])
             data["results"].setdefault(framework, {})[storage] = case
-            data["pending"].remove(f"{framework} {storage}")
-            data["load_after"] = os.getloadavg()
+            pending = f"{framework} {storage}"
+            if pending in data["pending"] and set(workloads) >= set(WORKLOADS):
+                data["pending"].remove(pending)
+            if earlier:
+                data["updates"][-1]["load_after"] = os.getloadavg()
+            else:
+                data["load_after"] = os.getloadavg()
             write(args.out, data)  # after each case, so a stopped run keeps what it measured
     finally:
         run.clean()
