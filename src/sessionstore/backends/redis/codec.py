@@ -43,7 +43,7 @@ __all__ = [
     "decode_entry",
     "decode_item",
     "decode_items",
-    "decode_listed_item",
+    "decode_listed_items",
     "decode_session",
     "decode_state",
     "decode_trace",
@@ -94,10 +94,22 @@ def decode_item(item_id: bytes | str, stored: bytes | str) -> ItemRecord:
     return ItemRecord(id=as_text(item_id), data=data, created_at=from_micros(int(micros)))
 
 
-def decode_listed_item(listed: bytes | str) -> ItemRecord:
-    """Rebuild an item from ``<id>|`` followed by :func:`encode_item`'s form."""
-    item_id, _, stored = as_text(listed).partition("|")
-    return decode_item(item_id, stored)
+def decode_listed_items(listed: list[bytes | str | None]) -> list[ItemRecord]:
+    """Rebuild items from ``<id>|`` followed by :func:`encode_item`'s form; skip ``None``.
+
+    The items of one append share their time, so a run of them decodes it once.
+    """
+    items: list[ItemRecord] = []
+    last_micros, when = "", None
+    for value in listed:
+        if value is None:
+            continue
+        item_id, _, stored = as_text(value).partition("|")
+        micros, _, data = stored.partition("|")
+        if micros != last_micros or when is None:
+            last_micros, when = micros, from_micros(int(micros))
+        items.append(ItemRecord(id=item_id, data=data, created_at=when))
+    return items
 
 
 def decode_items(ids: list[Any], stored: list[Any]) -> list[ItemRecord]:

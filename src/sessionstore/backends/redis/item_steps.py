@@ -18,7 +18,7 @@ from sessionstore.backends.redis.client import RedisConnection
 from sessionstore.backends.redis.codec import (
     as_text,
     decode_item,
-    decode_listed_item,
+    decode_listed_items,
     decode_state,
     encode_item,
     encode_state_changes,
@@ -80,7 +80,7 @@ class RedisItemSteps(SessionStore):
         keys = self._keys(key)
         count = -1 if last_n is None else last_n
         stored = await self._conn.run("read_ordered", [keys.item_order, keys.items], [count, "1"])
-        return [decode_listed_item(value) for value in stored if value is not None]
+        return decode_listed_items(stored)
 
     async def _pop_item(self, key: SessionKey) -> ItemRecord | None:
         reply = await self._write("pop_item", key)
