@@ -49,6 +49,7 @@ __all__ = [
     "parse_session_key",
     "prune_patterns",
     "scope_keys",
+    "session_base",
     "session_keys",
     "session_meta_pattern",
     "user_index_key",
@@ -137,9 +138,14 @@ def user_index_key(prefix: str, user_id: str | None) -> str:
     return f"{prefix}:u:{{{encode_id(user_id)}}}:sessions"
 
 
+def session_base(prefix: str, key: SessionKey) -> str:
+    """Return what every key of the session starts with (``<base>:meta``, ...)."""
+    return f"{prefix}:s:{{{encode_id(key.user_id)}.{encode_id(key.session_id)}}}"
+
+
 def session_keys(prefix: str, key: SessionKey) -> SessionKeys:
     """Return every key of the session ``key`` names."""
-    base = f"{prefix}:s:{{{encode_id(key.user_id)}.{encode_id(key.session_id)}}}"
+    base = session_base(prefix, key)
     return SessionKeys(
         meta=f"{base}:meta",
         order=f"{base}:order",

@@ -35,6 +35,7 @@ from sessionstore.backends.redis.layout import (
     is_own_key,
     parse_session_key,
     prune_patterns,
+    session_base,
     session_keys,
     session_meta_pattern,
     user_index_key,
@@ -325,19 +326,19 @@ class RedisStore(RedisItemSteps):
         self, index: str, user_id: str | None, candidates: list[tuple[str, int]]
     ) -> list[SessionInfo]:
         """Return the live ones among index members; drop the expired ones."""
-        described = [self._keys(SessionKey(session_id, user_id)) for session_id, _ in candidates]
         replies: list[Any]
         if self._conn.cluster:  # the sessions' keys span slots: one pipeline
             with self._conn.errors():
                 pipe = self._conn.live_client().pipeline(transaction=False)
-                for keys in described:
+                for session_id, _ in candidates:
+                    keys = self._keys(SessionKey(session_id, user_id))
                     pipe.hget(keys.meta, "created")
                     pipe.zcard(keys.order)
                     pipe.hlen(keys.items)
                 replies = await pipe.execute()
-        else:  # one script, one flat reply: far less to parse than 3 replies a session
-            flat = [key for keys in described for key in (keys.meta, keys.order, keys.items)]
-            replies = await self._conn.run("describe_sessions", flat, [])
+        else:  # one script, one flat reply: far less to send and parse than 3 commands each
+            bases = [session_base(self._prefix, SessionKey(sid, user_id)) for sid, _ in candidates]
+            replies = await self._conn.run("describe_sessions", [], bases)
         infos: list[SessionInfo] = []
         for i, (session_id, score) in enumerate(candidates):
             created, count, items = replies[3 * i : 3 * i + 3]

@@ -1,11 +1,13 @@
--- Describe sessions for a page of list_sessions, in one reply (standalone
--- servers only: the keys span slots). KEYS: for each session its meta hash,
--- its entry order (a sorted set) and its item hash, in that order.
--- Returns, per session, its creation time (false: gone), entry and item counts.
+-- Describe sessions for a page of list_sessions, in one reply. Standalone
+-- servers only: the sessions' keys span slots, so they are built here from
+-- each session's key base (ARGV) rather than declared, which a Cluster
+-- would refuse. Returns, per session, its creation time (false: gone), its
+-- entry count (the order's size) and its item count (the item hash's size).
 local out = {}
-for i = 1, #KEYS, 3 do
-  out[#out + 1] = redis.call('HGET', KEYS[i], 'created')
-  out[#out + 1] = redis.call('ZCARD', KEYS[i + 1])
-  out[#out + 1] = redis.call('HLEN', KEYS[i + 2])
+for i = 1, #ARGV do
+  local base = ARGV[i]
+  out[#out + 1] = redis.call('HGET', base .. ':meta', 'created')
+  out[#out + 1] = redis.call('ZCARD', base .. ':order')
+  out[#out + 1] = redis.call('HLEN', base .. ':items')
 end
 return out
