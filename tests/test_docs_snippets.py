@@ -205,8 +205,9 @@ async def empty_the_namespaces() -> None:
                     await store.drop_tables()  # the SQL store's own call
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def clean_servers() -> Iterator[None]:
+    """Each program starts on empty namespaces, as a reader's first run does."""
     asyncio.run(empty_the_namespaces())
     yield
     asyncio.run(empty_the_namespaces())

@@ -90,7 +90,7 @@ def test_register_backend_replaces_a_scheme_only_when_asked(
 def test_extras_table_matches_the_package_metadata() -> None:
     declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     optional = declared["project"]["optional-dependencies"]
-    assert set(EXTRAS) == set(optional) - {"all", "integrations", "bench", "dev"}
+    assert set(EXTRAS) == set(optional) - {"all", "integrations", "bench", "dev", "test"}
     for extra, packages in EXTRAS.items():
         named = " ".join(optional[extra]).lower()
         modules = [p.replace(".", "-").replace("_", "-") for p in packages if p != "greenlet"]

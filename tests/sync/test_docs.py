@@ -20,7 +20,7 @@ def test_sync_doc_examples_run(tmp_path: Path) -> None:
     section = readme.split("## From sync code", 1)[1].split("\n## ", 1)[0]
     # The framework examples need Flask, Django or Celery; the runnable ones print.
     blocks = [b for b in _python_blocks(doc) + _python_blocks(section) if "print(" in b]
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     for number, block in enumerate(blocks):
         script = tmp_path / f"example_{number}.py"
         script.write_text(block, encoding="utf-8")
