@@ -7,11 +7,14 @@ itself; ``import sessionstore`` never imports any of them.
 
 from __future__ import annotations
 
+from types import TracebackType
+from typing import Self
+
 from sessionstore.store import SessionStore
 from sessionstore.urls import open_store
 from sessionstore.validation import check_session_id, check_user_id
 
-__all__ = ["Conversation", "take_store"]
+__all__ = ["ClosingConversation", "Conversation", "take_store"]
 
 
 def take_store(store: SessionStore | str) -> tuple[SessionStore, bool]:
@@ -67,3 +70,25 @@ class Conversation:
         """Close the store if it was opened here from a URL; idempotent."""
         if self._owns_store:
             await self._store.close()
+
+
+class ClosingConversation(Conversation):
+    """A conversation closed with ``await close()`` or ``async with``.
+
+    For the adapters whose framework has no close method of its own to follow.
+    """
+
+    async def close(self) -> None:
+        """Close the store if this adapter opened it from a URL; idempotent."""
+        await self._close_store()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

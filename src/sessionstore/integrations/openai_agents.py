@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sessionstore.extras import require
-from sessionstore.integrations import Conversation
+from sessionstore.integrations import ClosingConversation
 from sessionstore.store import SessionStore
 
 require("agents", "openai-agents")
@@ -42,7 +41,7 @@ __all__ = ["SessionstoreSession"]
 _T = TypeVar("_T")
 
 
-class SessionstoreSession(Conversation, SessionABC):
+class SessionstoreSession(ClosingConversation, SessionABC):
     """An Agents SDK session whose items are kept in a sessionstore.
 
     Sessions are named by ``(session_id, user_id)`` like everything else in
@@ -127,23 +126,6 @@ class SessionstoreSession(Conversation, SessionABC):
     async def clear_session(self) -> None:
         """Remove every item of the session (its entries, traces and state stay)."""
         await _settled(self._store.clear_items(self.session_id, self.user_id))
-
-    # -- the store it opened ---------------------------------------------------------
-
-    async def close(self) -> None:
-        """Close the store if this session opened it from a URL; idempotent."""
-        await self._close_store()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 async def _settled(write: Awaitable[_T]) -> _T:

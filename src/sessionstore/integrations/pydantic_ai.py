@@ -17,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from sessionstore.extras import require
-from sessionstore.integrations import Conversation
+from sessionstore.integrations import ClosingConversation
 from sessionstore.store import SessionStore
 
 require("pydantic_ai", "pydantic-ai")
@@ -42,7 +41,7 @@ def _load(values: Sequence[Any]) -> list[ModelMessage]:
     return ModelMessagesTypeAdapter.validate_json(json.dumps(list(values), ensure_ascii=False))
 
 
-class SessionstoreMessageHistory(Conversation):
+class SessionstoreMessageHistory(ClosingConversation):
     """One conversation's Pydantic AI messages, kept in a sessionstore.
 
     Conversations are named by ``(session_id, user_id)`` like everything
@@ -124,18 +123,3 @@ class SessionstoreMessageHistory(Conversation):
     async def clear(self) -> None:
         """Delete the conversation's messages (its entries, traces and state stay)."""
         await self._store.clear_items(self.session_id, self.user_id)
-
-    async def close(self) -> None:
-        """Close the store if this history opened it from a URL; idempotent."""
-        await self._close_store()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
