@@ -25,6 +25,7 @@ from sessionstore.items import (
     check_expected_revision,
     check_item_id,
     check_revision,
+    check_sequence,
     decode_item,
     decode_state,
     encode_changes,
@@ -237,15 +238,8 @@ class ItemMethods(BackendSteps):
                 more than 1,000 ids.
 
         """
-        if isinstance(session_ids, str | bytes) or not isinstance(session_ids, Sequence):
-            raise InvalidParameterError(
-                f"session_ids must be a sequence of session ids, got {type(session_ids).__name__}"
-            )
-        if len(session_ids) > MAX_PAGE_LIMIT:
-            raise InvalidParameterError(
-                f"get_states reads at most {MAX_PAGE_LIMIT} sessions, got {len(session_ids)}"
-            )
-        keys = [self._key(session_id, user_id) for session_id in session_ids]
+        ids = check_sequence(session_ids, "session_ids", "session ids", MAX_PAGE_LIMIT)
+        keys = [self._key(session_id, user_id) for session_id in ids]
         if not keys:
             return []
         await self._ready()

@@ -44,6 +44,7 @@ __all__ = [
     "check_expected_revision",
     "check_item_id",
     "check_revision",
+    "check_sequence",
     "decode_item",
     "decode_state",
     "encode_changes",
@@ -152,6 +153,23 @@ def check_revision(current: int, expected: int | None) -> None:
         raise ConflictError(expected, current)
 
 
+def check_sequence(value: object, name: str, of: str, most: int) -> Sequence[Any]:
+    """Return ``value`` if it is a list or tuple (any sequence but text) of at most ``most``.
+
+    Raises:
+        InvalidParameterError: ``value`` is a str, bytes, a dict, a number,
+            ``None`` ..., or holds more than ``most`` values.
+
+    """
+    if isinstance(value, _NOT_A_SEQUENCE) or not isinstance(value, Sequence):
+        raise InvalidParameterError(
+            f"{name} must be a list or tuple of {of}, got {type(value).__name__}"
+        )
+    if len(value) > most:
+        raise InvalidParameterError(f"{name} holds at most {most} values, got {len(value)}")
+    return value
+
+
 def encode_items(items: object) -> list[str]:
     """Check that ``items`` is a sequence of JSON values; return each as JSON text.
 
@@ -163,14 +181,7 @@ def encode_items(items: object) -> list[str]:
             :data:`MAX_ITEMS_PER_CALL` values, or one is not JSON.
 
     """
-    if isinstance(items, _NOT_A_SEQUENCE) or not isinstance(items, Sequence):
-        raise InvalidParameterError(
-            f"items must be a list or tuple of JSON values, got {type(items).__name__}"
-        )
-    if len(items) > MAX_ITEMS_PER_CALL:
-        raise InvalidParameterError(
-            f"one call appends at most {MAX_ITEMS_PER_CALL} items, got {len(items)}"
-        )
+    items = check_sequence(items, "items", "JSON values", MAX_ITEMS_PER_CALL)
     texts = []
     for index, value in enumerate(items):
         check_json(value, f"items[{index}]", sys.maxsize)
