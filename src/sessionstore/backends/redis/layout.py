@@ -139,7 +139,12 @@ def user_index_key(prefix: str, user_id: str | None) -> str:
 
 
 def session_base(prefix: str, key: SessionKey) -> str:
-    """Return what every key of the session starts with (``<base>:meta``, ...)."""
+    """Return what every key of the session starts with (``<base>:meta``, ...).
+
+    ``scripts/describe_sessions.lua`` appends ``:meta``, ``:order`` and
+    ``:items`` to it itself: a rename here must be made there too (the
+    listing tests would fail otherwise).
+    """
     return f"{prefix}:s:{{{encode_id(key.user_id)}.{encode_id(key.session_id)}}}"
 
 
