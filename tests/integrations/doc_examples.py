@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -28,3 +29,19 @@ def run_examples(page: str, directory: Path) -> list[str]:
         assert finished.returncode == 0, finished.stderr
         outputs.append(finished.stdout)
     return outputs
+
+
+def run(command: list[str], cwd: Path) -> str:
+    """Run ``command`` in ``cwd`` with a wide terminal and UTF-8 output; return its stdout."""
+    done = subprocess.run(
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "COLUMNS": "1000", "PYTHONIOENCODING": "utf-8"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integrations.doc_examples import ROOT, run
+
 DOC = ROOT / "docs" / "integrations" / "adk.md"
 TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 UPDATE_TIME = re.compile(r'"m:update_time": [0-9.e+]+')
-
-
-def run(command: list[str], cwd: Path) -> str:
-    done = subprocess.run(
-        command,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env={**os.environ, "COLUMNS": "1000", "PYTHONIOENCODING": "utf-8"},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_the_example_prints_what_the_page_says_and_the_cli_shows_it(tmp_path: Path) -> None:

@@ -3,30 +3,15 @@ CLI command it shows prints the stored items the page shows."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integrations.doc_examples import ROOT, run
+
 DOC = ROOT / "docs" / "integrations" / "openai-agents.md"
 TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
-
-
-def run(command: list[str], cwd: Path) -> str:
-    done = subprocess.run(
-        command,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "1000", "PYTHONIOENCODING": "utf-8"},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_the_example_runs_and_the_cli_shows_its_history(tmp_path: Path) -> None:
