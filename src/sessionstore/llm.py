@@ -198,8 +198,13 @@ async def summarize_return_value(llm: LLM, return_value: Any) -> str | None:
     except TimeoutError:
         logger.warning("trace summary LLM timed out; storing the fallback sentence")
         return None
-    except Exception:  # an LLM client may raise anything; a summary never fails the step
-        logger.warning("trace summary LLM failed; storing the fallback sentence", exc_info=True)
+    # An LLM client may raise anything; a summary never fails the step.
+    except Exception as exc:  # noqa: BLE001
+        # The class only: a client's message (and traceback) may quote the prompt,
+        # which holds the stored return value.
+        logger.warning(
+            "trace summary LLM failed (%s); storing the fallback sentence", type(exc).__name__
+        )
         return None
     if not isinstance(reply, str):
         logger.warning("trace summary LLM returned %s, not str", type(reply).__name__)

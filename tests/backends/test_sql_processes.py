@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 import uuid
@@ -136,7 +137,8 @@ async def _real_deadlock(store: SQLStore) -> BaseException:
     return errors[0]
 
 
-async def test_deadlocks_are_retried(url: str) -> None:
+async def test_deadlocks_are_retried(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sessionstore")
     async with SQLStore.from_url(url, retries=2) as store:
         deadlock = await _real_deadlock(store)
         assert is_retryable(deadlock)
@@ -150,6 +152,11 @@ async def test_deadlocks_are_retried(url: str) -> None:
             return "done"
 
         assert await store._run(flaky) == "done"
+        retries = [r.getMessage() for r in caplog.records if r.name == "sessionstore.sql"]
+        cause = type(deadlock.orig or deadlock).__name__
+        assert [m for m in retries if " retry " in m] == [
+            f"{store._db.where}: retry {n} after {cause}" for n in (1, 2)
+        ]
         attempts = -10
         with pytest.raises(Exception, match="refused") as caught:
             await store._run(flaky)

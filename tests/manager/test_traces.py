@@ -129,6 +129,26 @@ async def test_unusable_llm_answer_stores_the_fallback(
 
 
 @pure_logic
+async def test_a_failing_llm_is_logged_by_its_class_only(
+    manager: SessionManager, llm: ScriptedLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An LLM client's error may quote the prompt, which holds the stored return value.
+    secret = "return-value-" + uuid.uuid4().hex
+    llm.script = [ConnectionError(f"upstream refused the prompt {secret!r}")]
+    caplog.set_level("DEBUG", logger="sessionstore")
+    feedback = await _feedback(
+        manager, origin_function="lookup", status="success", method_return_value=secret
+    )
+    assert feedback == "lookup succeeded."
+    failures = [r for r in caplog.records if "LLM failed" in r.getMessage()]
+    assert [r.getMessage() for r in failures] == [
+        "trace summary LLM failed (ConnectionError); storing the fallback sentence"
+    ]
+    assert all(r.exc_info is None for r in failures)
+    assert secret not in caplog.text
+
+
+@pure_logic
 async def test_llm_timeout_stores_the_fallback(
     manager: SessionManager, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
 ) -> None:
