@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest framework-tests package-check bench bench-peers clean
+.PHONY: demo test lint typecheck pytest sync-contract framework-tests package-check bench bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ typecheck: $(VENV)/.all-installed
 pytest: $(VENV)/.all-installed
 	$(BIN)/python -m pytest
 
+# The contract suite again, every call made through the blocking facade
+# (sessionstore.sync) from worker threads; see tests/sync/through_facade.py.
+sync-contract: $(VENV)/.all-installed
+	$(BIN)/python -m pytest tests/contract --through-sync
+
 # The frameworks' own test suites, run against our adapters on every backend
 # (downloads the pinned source distributions into .cache/frameworks/ once).
 framework-tests: $(VENV)/.all-installed
@@ -48,7 +53,7 @@ framework-tests: $(VENV)/.all-installed
 package-check: | $(BIN)/python
 	$(BIN)/python -m tests.package.check
 
-test: lint typecheck pytest framework-tests package-check
+test: lint typecheck pytest sync-contract framework-tests package-check
 
 # Not part of `make test`: measures, asserts nothing; see docs/benchmarks.md.
 bench: $(VENV)/.bench-installed

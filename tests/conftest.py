@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -23,24 +23,55 @@ from sessionstore import SessionStore, open_store
 from tests.contract.cases import CASES, BackendCase, CaseContext, MakeStore
 from tests.redis_cluster import throwaway_cluster
 from tests.servers import deaths, keep_logs_in, server_url
+from tests.sync.through_facade import open_through_facade
 
 # -- the backend matrix ------------------------------------------------------
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--through-sync",
+        action="store_true",
+        help="give the contract suite stores that make every call through sessionstore.sync",
+    )
+
+
+# Contract modules about asyncio or the async objects themselves: nothing for the facade.
+_NOT_THROUGH_SYNC = ("test_event_loops.py", "test_observe.py", "test_cases.py")
+
+
+def _through_sync(config: pytest.Config) -> bool:
+    return bool(config.getoption("--through-sync"))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out tests that need what a backend does not offer (not skipped: absent)."""
+    """Leave out tests that need what a backend does not offer (not skipped: absent).
+
+    With ``--through-sync``, only the contract tests that get their stores
+    from ``store`` or ``make_store`` run (the others would repeat the async run).
+    """
     flags = ("shared", "multi_process", "credentials")  # marker name = BackendCase field
     keep, drop = [], []
     for item in items:
         backend = getattr(getattr(item, "callspec", None), "params", {}).get("case")
         wanted = [flag for flag in flags if item.get_closest_marker(flag)]
-        if isinstance(backend, BackendCase) and not all(getattr(backend, f) for f in wanted):
+        lacking = isinstance(backend, BackendCase) and not all(getattr(backend, f) for f in wanted)
+        if lacking or (_through_sync(config) and not _runs_through_sync(item)):
             drop.append(item)
         else:
             keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def _runs_through_sync(item: pytest.Item) -> bool:
+    path = item.path
+    return (
+        path.parent.name == "contract"
+        and path.name not in _NOT_THROUGH_SYNC
+        and "make_store" in getattr(item, "fixturenames", ())
+    )
 
 
 @pytest.fixture(params=CASES, ids=[case.name for case in CASES])
@@ -59,15 +90,23 @@ def store_url(case: BackendCase, request: pytest.FixtureRequest, tmp_path: Path)
 
 
 @pytest.fixture
-async def make_store(store_url: str) -> AsyncIterator[MakeStore]:
-    """Open more stores on this test's namespace; all are pruned and closed after."""
-    opened: list[SessionStore] = []
+async def make_store(store_url: str, request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
+    """Open more stores on this test's namespace; all are pruned and closed after.
+
+    With ``--through-sync`` they are async views of blocking stores
+    (``tests/sync/through_facade.py``).
+    """
+    opened: list[Any] = []
+    through_sync = _through_sync(request.config)
 
     async def make(**options: Any) -> SessionStore:
-        store = open_store(store_url, **options)
-        await store.open()
+        if through_sync:
+            store: Any = await open_through_facade(store_url, **options)
+        else:
+            store = open_store(store_url, **options)
+            await store.open()
         opened.append(store)
-        return store
+        return cast("SessionStore", store)
 
     yield make
     if opened:
