@@ -82,3 +82,23 @@ def test_copy_to_every_backend_and_back(cli: InvokeCli, tmp_path: Path, target_u
     assert result.exit_code == 0, result.stderr
     _assert_same_entries(expected, on_store(back, lambda store: _read_back(store, keys)))
     assert on_store(back, snapshot) == before
+
+
+def test_a_session_the_target_refuses_is_named(cli: InvokeCli, tmp_path: Path) -> None:
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    target = f"sqlite:///{tmp_path / 'target.db'}?max_field_bytes=1000"
+
+    async def write(store: SessionStore) -> None:
+        await store.create_qa_entry("a-small", "alice", "q", "a")
+        await store.create_qa_entry("b-large", "bob", "q" * 2000, "a")
+
+    on_store(source, write)
+    result = cli("copy", "--from", source, "--to", target)
+    assert result.exit_code == 1
+    assert "session 'b-large' of user 'bob' cannot be copied: " in result.stderr
+    assert "Traceback" not in result.stderr
+
+    async def held(store: SessionStore) -> list[str]:
+        return [info.session_id for info in (await store.list_sessions("bob")).items]
+
+    assert on_store(target, held) == []

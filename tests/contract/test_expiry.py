@@ -124,6 +124,19 @@ async def test_expired_session_starts_fresh_on_next_write(
     assert await store.delete_session("s", "u") is True
 
 
+async def test_an_expired_sessions_trace_ids_are_free_again(
+    make_store: MakeStore, clock: Clock
+) -> None:
+    store = await make_store(ttl=clock.ttl)
+    step = SessionTraceStep(trace_id="step-1", origin_function="old", status="ok")
+    assert await store.save_trace_step("s", "u", step) == "step-1"
+    await clock.advance(1.2)  # no prune: the session is only past its ttl
+    again = step.model_copy(update={"origin_function": "new"})
+    assert await store.save_trace_step("s", "u", again) == "step-1"
+    steps = await store.read_trace_steps("s", "u")
+    assert [(t.trace_id, t.origin_function) for t in steps] == [("step-1", "new")]
+
+
 async def test_other_sessions_keep_their_own_clock(make_store: MakeStore, clock: Clock) -> None:
     store = await make_store(ttl=clock.ttl)
     await store.create_qa_entry("old", "u", "q", "a")

@@ -18,7 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sessionstore import InvalidParameterError, SessionItem, SessionStore, SessionTraceStep
+from sessionstore import (
+    InvalidParameterError,
+    SessionItem,
+    SessionQAUpdate,
+    SessionStore,
+    SessionTraceStep,
+)
 from sessionstore.items import MAX_ITEMS_PER_CALL
 from sessionstore.validation import MAX_JSON_DEPTH
 from tests.contract import test_expiry
@@ -471,6 +477,31 @@ async def test_item_writes_slide_expiry(make_store: MakeStore, clock: Clock, wri
     await clock.advance(MOST)
     assert await store.count_qa_entries(S, U) == 1
     assert await _session_ids(store) == [S]
+
+
+@pytest.mark.parametrize("write", ["create", "update", "graph", "trace"])
+async def test_other_writes_slide_items_and_state(
+    make_store: MakeStore, clock: Clock, write: str
+) -> None:
+    store = await make_store(ttl=clock.ttl)
+    await store.append_items(S, U, ["a", "b"])
+    await store.update_state(S, U, {"k": 1})
+    qa_id = await store.create_qa_entry(S, U, "q", "a")
+    await clock.advance(MOST)
+    if write == "create":
+        await store.create_qa_entry(S, U, "q2", "a2")
+    elif write == "update":
+        assert await store.update_qa_entry(S, U, qa_id, SessionQAUpdate(feedback_score=2))
+    elif write == "graph":
+        await store.set_graph_context(S, U, "g")
+    else:
+        await store.save_trace_step(S, U, SessionTraceStep(origin_function="f", status="ok"))
+    await clock.advance(MOST)
+    assert [item.data for item in await store.get_items(S, U)] == ["a", "b"]
+    assert (await store.get_state(S, U)).data == {"k": 1}
+    await clock.advance(MOST)
+    assert await store.get_items(S, U) == []
+    assert (await store.get_state(S, U)).revision == 0
 
 
 async def test_items_expire_with_their_session(make_store: MakeStore, clock: Clock) -> None:

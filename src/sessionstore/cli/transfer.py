@@ -335,14 +335,19 @@ def copy(
             if progress_shown():
                 tally.total = await _count(from_store, users)
             with progress("copying sessions", tally.total) as advance:
-
-                async def counted() -> AsyncIterator[dict[str, Any]]:
-                    async for dump in from_store.export_sessions(user_id=users):
-                        yield dump
-                        tally.done += 1
-                        advance()
-
-                return await to_store.import_sessions(counted())
+                async for dump in from_store.export_sessions(user_id=users):
+                    try:
+                        await to_store.import_sessions((dump,))
+                    except InvalidParameterError as exc:
+                        # Name the session: the store's message does not.
+                        raise CommandError(
+                            f"session {dump.get('session_id')!r} of user "
+                            f"{dump.get('user_id')!r} cannot be copied: {exc}; "
+                            f"the {tally.done} sessions before it were copied"
+                        ) from exc
+                    tally.done += 1
+                    advance()
+                return tally.done
 
     try:
         copied = run(move())
