@@ -31,6 +31,7 @@ from bench.workloads import (
     ROOT,
     Sizes,
     add_size_flags,
+    analyze_postgres,
     processes,
     run_all,
     session_name,
@@ -82,6 +83,8 @@ async def bench_target(
     except _UNAVAILABLE as exc:
         return {"na": f"{type(exc).__name__}: {exc}"[:200]}
     adapter = StoreAdapter(target.name, store)
+    if target.name == "postgresql":
+        adapter.settle = lambda: analyze_postgres(target.url)
     started = time.perf_counter()
     try:
         results: dict[str, Any] = await run_all(adapter, sizes, workloads, log)

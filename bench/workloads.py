@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -94,6 +95,32 @@ class Adapter(Protocol):
 
     async def fill_items(self, session: str, n: int) -> None:
         """Build an item log of ``n`` items the fastest way the system offers."""
+
+
+async def analyze_postgres(url: str) -> None:
+    """``ANALYZE`` the whole PostgreSQL database at ``url`` (any driver-qualified scheme).
+
+    The benchmark's server runs with autovacuum off, so a table filled by a
+    workload would keep no statistics; a cached generic plan may then pick
+    the wrong index of two that tie on cost (seen: a 7 ms item read taking
+    the listing index instead of the key). Production servers analyze on
+    their own. Every system gets the same ANALYZE, after its builds.
+    """
+    import asyncpg  # noqa: PLC0415  (PostgreSQL runs only; other venvs may lack it)
+
+    dsn = re.sub(r"^postgresql\+\w+://", "postgresql://", url.split("?", maxsplit=1)[0])
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def settle(adapter: Adapter) -> None:
+    """After a build, run the adapter's ``settle`` hook if the runner gave it one."""
+    hook = getattr(adapter, "settle", None)
+    if hook is not None:
+        await hook()
 
 
 @dataclass
@@ -220,6 +247,7 @@ async def latest_vs_size(adapter: Adapter, sizes: Sizes) -> dict[str, Any]:
         got = await adapter.latest(session, 10)
         if got != min(10, size):
             raise AssertionError(f"latest-10 of a {size}-turn session returned {got} turns")
+    await settle(adapter)
     timers = {size: Timer() for size in sessions}
     spent = dict.fromkeys(sessions, 0.0)
     for _ in range(sizes.latest_reads):
@@ -267,6 +295,7 @@ async def update(adapter: Adapter, sizes: Sizes) -> dict[str, Any]:
         return {"na": "no update of a stored turn"}
     session = session_name("update")
     ids = await adapter.fill(session, sizes.update_size)
+    await settle(adapter)
     rng = random.Random(8)
     timer = Timer()
     for i in range(sizes.updates):
@@ -405,6 +434,7 @@ async def items(adapter: Adapter, sizes: Sizes) -> dict[str, Any]:
     for size in sizes.latest_sizes:
         logs[str(size)] = log = session_name(f"items{size}")
         await adapter.fill_items(log, size)
+    await settle(adapter)
     timers = {size: Timer() for size in logs}
     for _ in range(sizes.latest_reads):
         for size, log in logs.items():

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.workloads import Adapter, add_size_flags, child_append, processes, run_all, sizes_from
+from bench.workloads import (
+    Adapter,
+    add_size_flags,
+    analyze_postgres,
+    child_append,
+    processes,
+    run_all,
+    sizes_from,
+)
 
 REDIS_URL = os.environ.get("SESSIONSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get(
@@ -85,6 +93,8 @@ async def bench_storage(
         adapter = await factory(place)
     except Exception as exc:
         return {"na": f"{type(exc).__name__}: {exc}"[:200]}
+    if place.storage == "postgresql":
+        adapter.settle = lambda: analyze_postgres(place.location)  # as bench/run.py does
     sizes = sizes_from(args)
     workloads = args.workloads.split(",")
     started = time.perf_counter()

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from bench.workloads import ANSWER, QUESTION, pct
+from bench.workloads import ANSWER, QUESTION, analyze_postgres, pct
 
 PARTS = 4  # items per turn: the question, a tool call, its output, the reply
 TASK_STRIDE = 100_000  # turn numbers of task t start at t * TASK_STRIDE
@@ -185,21 +185,11 @@ _settling: list[Place] = []  # the running child's place (run_child sets it)
 async def settle() -> None:
     """After a build on PostgreSQL, let it gather statistics, as autovacuum would.
 
-    The benchmark's server runs with autovacuum off, so a table filled here
-    would keep no statistics, and a cached generic plan of a query with many
-    parameters could scan it whole. Production servers analyze on their own;
-    both sides get the same ANALYZE (each system has its own database).
+    Both sides get the same ANALYZE (each system has its own database); see
+    :func:`bench.workloads.analyze_postgres`.
     """
-    if not _settling or _settling[0].storage != "postgresql":
-        return
-    import asyncpg  # noqa: PLC0415  (PostgreSQL runs only; other peers may lack it)
-
-    dsn = re.sub(r"^postgresql\+\w+://", "postgresql://", _settling[0].url.split("?")[0])
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("ANALYZE")
-    finally:
-        await conn.close()
+    if _settling and _settling[0].storage == "postgresql":
+        await analyze_postgres(_settling[0].url)
 
 
 async def read_workload(system: System, sizes: Sizes) -> dict[str, Any]:
