@@ -358,3 +358,25 @@ async def test_a_write_over_the_servers_packet_is_refused_before_it_is_sent(
         if engine is not None:
             await engine.dispose()
         await drop_namespace(url)
+
+
+@pytest.mark.parametrize("with_state", [False, True], ids=["append", "append with state"])
+async def test_ten_thousand_items_over_one_packet_land_in_one_call(
+    url: str, with_state: bool
+) -> None:
+    async with SQLStore.from_url(url) as store:
+        await store.append_items("s", "u", ["first"])
+        packet = await _max_allowed_packet(store) if store.dialect == "mysql" else 16 << 20
+        each = packet // 10_000 + 1  # 10,000 of them: over one packet, escaping aside
+        items = [{"n": i, "text": "\\'" * (each // 2)} for i in range(10_000)]
+        state = {"turns": 1} if with_state else None
+        ids = await store.append_items("s", "u", items, state=state)
+        assert len(ids) == 10_000
+        stored = await store.get_items("s", "u")
+        assert [item.data for item in stored] == ["first", *items]
+        assert [item.id for item in stored[1:]] == ids
+        assert await store.count_items("s", "u") == 10_001
+        assert (await store.get_state("s", "u")).data == (state or {})
+        # Numbering went on from the split inserts: the next append comes last.
+        await store.append_items("s", "u", ["last"])
+        assert (await store.get_items("s", "u", last_n=2))[0].data == items[-1]

@@ -1,7 +1,8 @@
 """MySQL and MariaDB's item log and state: their migration step and their writes.
 
 An append without a state change is one batch, one round trip, like an
-entry's create: delete the session if expired, upsert its row with
+entry's create (items too large together for one packet take one more insert
+per packet, in the same transaction): delete the session if expired, upsert its row with
 ``LAST_INSERT_ID(item_seq)`` (the sequence number after which this call's
 items go, while ``item_seq`` moves on by their number), one multi-row
 ``INSERT`` of the items, and read the state's revision, in one ``READ
@@ -30,6 +31,7 @@ from sessionstore.backends.sql.item_statements import (
     StateTarget,
 )
 from sessionstore.backends.sql.mysql_wire import BEGIN, Batch, rollback, run, send
+from sessionstore.backends.sql.packet import largest_field
 from sessionstore.backends.sql.statements import KEY, LIVE, OWN_KEY, SESSION_COLUMNS
 from sessionstore.errors import SessionError
 
@@ -79,6 +81,19 @@ without the columns it added (``Schema`` skips those); the primary key of
 _SLIDE: Final = "updated_at = :now, expires_at = :exp"
 _ITEM_LISTS: Final = frozenset({"ids", "times", "datas"})
 _CACHED: Final = 64
+_ROW_BYTES: Final = 256
+"""A bound on what an item's row adds to an insert besides its data: id, time, keys' names."""
+_COMMIT: Final = Batch(["COMMIT"])
+
+
+def _part(params: Mapping[str, Any], start: int, stop: int) -> dict[str, Any]:
+    """Return ``params`` with only the items ``start`` to ``stop`` (for one insert)."""
+    part = dict(params)
+    for name in _ITEM_LISTS & part.keys():
+        part[name] = part[name][start:stop]
+    return part
+
+
 """Append batches are kept for up to this many items; larger ones are built per call."""
 
 
@@ -137,6 +152,11 @@ class MySQLItems(ItemWrites):
         self._clear = self._removal(f"DELETE FROM {t.items} WHERE {OWN_KEY} AND {live}")
         self._appends: dict[int, Batch] = {}
         self._state_writes: dict[int, Batch] = {}
+        self._revision_and_commit_steps = (
+            f"SELECT state_rev AS revision FROM {t.sessions} WHERE {OWN_KEY}",
+            "COMMIT",
+        )
+        self._revision_and_commit = Batch(list(self._revision_and_commit_steps), result=0)
 
     # -- statements ----------------------------------------------------------------
 
@@ -150,44 +170,53 @@ class MySQLItems(ItemWrites):
             f"VALUES {rows}"
         )
 
-    def _append_batch(self, n: int) -> Batch:
-        """Delete the session if expired, upsert its row taking ``n`` numbers, insert the items."""
-        batch = self._appends.get(n)
+    def _append_batch(self, n: int, first: int | None = None) -> Batch:
+        """Delete the session if expired, upsert its row taking ``n`` numbers, insert the items.
+
+        With ``first``, only the first ``first`` items are inserted and the
+        transaction is left open for the rest (see :meth:`append`).
+        """
+        whole = first is None
+        batch = self._appends.get(n) if whole else None
         if batch is not None:
             return batch
         t = self._tables
-        batch = Batch(
-            [
-                *BEGIN,
-                self._delete_expired,
-                f"INSERT INTO {t.sessions} ({SESSION_COLUMNS}, item_seq, item_count) "
-                "VALUES (:u, :s, :now, :now, :exp, 0, 0, 0, 0, FALSE, LAST_INSERT_ID(0) + :n, :n) "
-                "ON DUPLICATE KEY UPDATE item_seq = LAST_INSERT_ID(item_seq) + :n, "
-                f"item_count = item_count + :n, {_SLIDE}",
-                self._insert(n, "LAST_INSERT_ID()"),
-                f"SELECT state_rev AS revision FROM {t.sessions} WHERE {OWN_KEY}",
-                "COMMIT",
-            ],
-            result=-2,
-        )
-        if n <= _CACHED:
-            self._appends[n] = batch
-        return batch
+        steps = [
+            *BEGIN,
+            self._delete_expired,
+            f"INSERT INTO {t.sessions} ({SESSION_COLUMNS}, item_seq, item_count) "
+            "VALUES (:u, :s, :now, :now, :exp, 0, 0, 0, 0, FALSE, LAST_INSERT_ID(0) + :n, :n) "
+            "ON DUPLICATE KEY UPDATE item_seq = LAST_INSERT_ID(item_seq) + :n, "
+            f"item_count = item_count + :n, {_SLIDE}",
+            self._insert(n if first is None else first, "LAST_INSERT_ID()"),
+        ]
+        if first is None:
+            batch = Batch([*steps, *self._revision_and_commit_steps], result=-2)
+            if n <= _CACHED:
+                self._appends[n] = batch
+            return batch
+        return Batch(steps)
 
-    def _state_write_batch(self, n: int) -> Batch:
-        """Write the session row's state and counts, insert ``n`` items after ``:base``, commit."""
-        batch = self._state_writes.get(n)
+    def _state_write_batch(self, n: int, first: int | None = None) -> Batch:
+        """Write the session row's state and counts, insert ``n`` items after ``:base``, commit.
+
+        With ``first`` below ``n``, only the first ``first`` items are inserted
+        and the transaction is left open for the rest.
+        """
+        whole = first is None or first == n
+        batch = self._state_writes.get(n) if whole else None
         if batch is not None:
             return batch
         t = self._tables
         steps = [
             f"UPDATE {t.sessions} SET item_seq = item_seq + :n, item_count = item_count + :n, "
-            f"state = :doc, state_rev = :rev, {_SLIDE} WHERE {OWN_KEY}",
-            "COMMIT",
+            f"state = :doc, state_rev = :rev, {_SLIDE} WHERE {OWN_KEY}"
         ]
         if n:
-            steps.insert(1, self._insert(n, ":base"))
-        batch = Batch(steps)
+            steps.append(self._insert(n if whole else int(first or 0), ":base"))
+        if not whole:
+            return Batch(steps)
+        batch = Batch([*steps, "COMMIT"])
         if n <= _CACHED:
             self._state_writes[n] = batch
         return batch
@@ -233,10 +262,48 @@ class MySQLItems(ItemWrites):
     # -- steps -----------------------------------------------------------------------
 
     async def append(self, engine: AsyncEngine, params: Mapping[str, Any]) -> int:
-        """Upsert the session row and insert the items: one batch (an expired one goes first)."""
-        batch = self._append_batch(int(params["n"]))
-        rows = await send(engine, batch, self._values(params), self.packet)
+        """Upsert the session row and insert the items: one batch (an expired one goes first).
+
+        Items too large together for one packet go in several inserts, on one
+        connection and in the one transaction.
+        """
+        n = int(params["n"])
+        spans = self._spans(params)
+        if len(spans) == 1:
+            rows = await send(engine, self._append_batch(n), self._values(params), self.packet)
+            return int(rows[0]["revision"])
+        head = self._append_batch(n, first=spans[0][1])
+        async with bare(engine, head.sql, recover=rollback) as conn:
+            await run(conn, head, self._values(_part(params, *spans[0])), self.packet)
+            await self._insert_rest(conn, params, spans, "LAST_INSERT_ID()")
+            rows = await run(conn, self._revision_and_commit, self._values(params, items=False))
         return int(rows[0]["revision"])
+
+    def _spans(self, params: Mapping[str, Any]) -> list[tuple[int, int]]:
+        """Split the items into runs whose insert fits the server's packet, in order."""
+        datas = params.get("datas", ())
+        if self.packet is None:
+            return [(0, len(datas))]
+        room = largest_field(self.packet) * 2  # the packet less the statement's own room
+        spans: list[tuple[int, int]] = []
+        start, size = 0, 0
+        for i, data in enumerate(datas):
+            # Escaping at most doubles a value; UTF-8 takes at most 4 bytes a character.
+            weight = 8 * len(data) + _ROW_BYTES
+            if size + weight > room and i > start:
+                spans.append((start, i))
+                start, size = i, 0
+            size += weight
+        spans.append((start, len(datas)))
+        return spans
+
+    async def _insert_rest(
+        self, conn: Any, params: Mapping[str, Any], spans: list[tuple[int, int]], base: str
+    ) -> None:
+        """Insert the items of every span after the first, numbered on from ``base``."""
+        for start, stop in spans[1:]:
+            insert = Batch([self._insert(stop - start, f"{base} + {start}")])
+            await run(conn, insert, self._values(_part(params, start, stop)), self.packet)
 
     async def write_state(
         self, engine: AsyncEngine, target: StateTarget, params: Mapping[str, Any], plan: Plan
@@ -250,8 +317,13 @@ class MySQLItems(ItemWrites):
                 if target == "scoped":
                     await run(conn, self._write_scoped, decided, self.packet)
                 else:
-                    batch = self._state_write_batch(int(decided["n"]))
-                    await run(conn, batch, self._values(decided), self.packet)
+                    spans = self._spans(decided)
+                    first = spans[0][1]
+                    batch = self._state_write_batch(int(decided["n"]), first=first)
+                    await run(conn, batch, self._values(_part(decided, 0, first)), self.packet)
+                    if len(spans) > 1:
+                        await self._insert_rest(conn, decided, spans, ":base")
+                        await run(conn, _COMMIT, {})
             except SessionError:  # ours, before the write was sent: the connection is fine
                 await conn.rollback()
                 raise
