@@ -424,6 +424,15 @@ async def test_a_version_1_database_gets_unique_trace_ids_and_keeps_every_step(
         # Such a session exports as it is; its dump repeats ids, so import refuses it.
         with pytest.raises(InvalidParameterError, match="appears twice"):
             await store.import_sessions([dump])
+        # The item log and state of later versions work on the upgraded session.
+        ids = await store.append_items("s", "u", [{"role": "user"}, 1.0], state={"a": 1})
+        assert [(i.id, i.data) for i in await store.get_items("s", "u")] == list(
+            zip(ids, [{"role": "user"}, 1.0], strict=True)
+        )
+        assert await store.get_state("s", "u") == SessionState(data={"a": 1}, revision=1)
+        [info] = (await store.list_sessions("u")).items
+        assert (info.qa_count, info.item_count) == (0, 2)
+        assert len(await store.read_trace_steps("s", "u")) == len(LEGACY_TRACE_IDS) + 1
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT version FROM sessionstore_schema").fetchall() == [
             (SCHEMA_VERSION,)
