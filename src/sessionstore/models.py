@@ -62,6 +62,16 @@ def _aware_utc(value: datetime) -> datetime:
         raise ValueError("must be a datetime that exists in UTC") from None
 
 
+# The slots of a BaseModel, set through their descriptors as pydantic's own
+# model_construct sets them (a frozen model refuses attribute assignment), which
+# saves object.__setattr__'s lookup of each name: reads build a model per row.
+_new = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
 class _StrictModel(BaseModel):
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
@@ -84,11 +94,11 @@ class _StrictModel(BaseModel):
         """
         if _fields_set is not None or values.keys() != cls.__pydantic_fields__.keys():
             return super().model_construct(_fields_set, **values)
-        model = cls.__new__(cls)
-        object.__setattr__(model, "__dict__", values)
-        object.__setattr__(model, "__pydantic_fields_set__", set(values))
-        object.__setattr__(model, "__pydantic_extra__", None)
-        object.__setattr__(model, "__pydantic_private__", None)
+        model = _new(cls)
+        _set_dict(model, values)
+        _set_fields_set(model, set(values))
+        _set_extra(model, None)
+        _set_private(model, None)
         return model
 
     @classmethod
