@@ -13,6 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from sessionstore.keys import AllUsers, PageCursor, SessionKey
 
+SESSIONS_AT_ONCE = 100
+"""How many sessions ``export_sessions`` reads, and ``import_sessions`` writes, at once.
+
+It bounds the memory of both (a hundred sessions, whatever the store holds)
+and lets a backend batch its round trips."""
+
 if TYPE_CHECKING:
     from sessionstore.items import ItemRecord, StateRecord, StateScope
     from sessionstore.locks import LockBackend
@@ -285,6 +291,15 @@ class BackendSteps(abc.ABC):
     async def _read_session(self, key: SessionKey) -> SessionData | None:
         """Return the whole session as one consistent snapshot, or ``None``."""
 
+    async def _read_sessions(self, keys: list[SessionKey]) -> list[SessionData | None]:
+        """Return :meth:`_read_session` of each key, in order (``export_sessions``' batches).
+
+        ``keys`` holds at most :data:`SESSIONS_AT_ONCE` keys, each once. Each
+        session must be a consistent snapshot; the batch need not be one.
+        Override it to read a batch in fewer round trips than one per session.
+        """
+        return [await self._read_session(key) for key in keys]
+
     @abc.abstractmethod
     async def _write_session(self, data: SessionData) -> None:
         """Replace the session ``data`` names with ``data``, atomically.
@@ -298,3 +313,15 @@ class BackendSteps(abc.ABC):
         nothing in it may make the step fail after it has removed the old
         session.
         """
+
+    async def _write_sessions(self, batch: list[SessionData]) -> None:
+        """Run :meth:`_write_session` for each session, in order (``import_sessions``' batches).
+
+        ``batch`` holds at most :data:`SESSIONS_AT_ONCE` sessions, each named
+        once. Each session must be replaced atomically, as by
+        ``_write_session``; the batch may be written in one transaction (then
+        a failure leaves every session of it as it was). Override it to write
+        a batch in fewer round trips than one per session.
+        """
+        for data in batch:
+            await self._write_session(data)

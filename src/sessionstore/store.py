@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from sessionstore.backend_steps import SESSIONS_AT_ONCE
 from sessionstore.clock import now_utc
 from sessionstore.errors import InvalidParameterError, StoreError
 from sessionstore.item_methods import ItemMethods
@@ -428,10 +429,18 @@ class SessionStore(ObservedStore, ItemMethods):
 
     async def _export(self, user_filter: str | AllUsers | None) -> AsyncIterator[dict[str, Any]]:
         await self._ready()
+        batch: list[SessionKey] = []
         async for key in self._session_keys(user_filter):
-            data = await self._read_session(key)
-            if data is not None:
-                yield data.to_dump()
+            batch.append(key)
+            if len(batch) == SESSIONS_AT_ONCE:
+                for data in await self._read_sessions(batch):
+                    if data is not None:
+                        yield data.to_dump()
+                batch = []
+        if batch:
+            for data in await self._read_sessions(batch):
+                if data is not None:
+                    yield data.to_dump()
 
     async def import_sessions(
         self, dumps: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]
@@ -452,16 +461,15 @@ class SessionStore(ObservedStore, ItemMethods):
 
         """
         await self._ready()
-        imported = 0
+        batch = _ImportBatch(self)
         if isinstance(dumps, AsyncIterable):
             async for dump in dumps:
-                await self._import_one(dump)
-                imported += 1
+                await batch.add(dump)
         else:
             for dump in dumps:
-                await self._import_one(dump)
-                imported += 1
-        return imported
+                await batch.add(dump)
+        await batch.write()
+        return batch.imported
 
     async def check_dump(self, dump: Mapping[str, Any]) -> SessionData:
         """Check one session dump as :meth:`import_sessions` would, writing nothing.
@@ -487,5 +495,37 @@ class SessionStore(ObservedStore, ItemMethods):
         self._check_item_sizes(data.items, data.state)
         return data
 
-    async def _import_one(self, dump: Mapping[str, Any]) -> None:
-        await self._write_session(await self.check_dump(dump))
+
+class _ImportBatch:
+    """The checked sessions of an import not written yet: up to ``SESSIONS_AT_ONCE``."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self._store = store
+        self._pending: dict[SessionKey, SessionData] = {}
+        self.imported = 0
+
+    async def add(self, dump: Mapping[str, Any]) -> None:
+        """Check ``dump`` and queue its session; write the batch once it is full.
+
+        Raises:
+            InvalidParameterError: ``dump`` is invalid; the sessions before it
+                are written first.
+
+        """
+        try:
+            data = await self._store.check_dump(dump)
+        except InvalidParameterError:
+            await self.write()
+            raise
+        key = SessionKey(data.session_id, data.user_id)
+        self._pending.pop(key, None)  # a later dump of a session replaces the earlier one
+        self._pending[key] = data
+        self.imported += 1
+        if len(self._pending) == SESSIONS_AT_ONCE:
+            await self.write()
+
+    async def write(self) -> None:
+        """Write the queued sessions, in the order they came."""
+        if self._pending:
+            batch, self._pending = list(self._pending.values()), {}
+            await self._store._write_sessions(batch)

@@ -11,8 +11,10 @@ import pytest
 from sessionstore import (
     InvalidParameterError,
     SessionStore,
+    SessionTraceStep,
     open_store,
 )
+from sessionstore.backend_steps import SESSIONS_AT_ONCE
 from sessionstore.items import MAX_REVISION
 from sessionstore.validation import MAX_JSON_DEPTH
 from tests.contract.cases import MakeStore, pure_logic
@@ -297,3 +299,82 @@ async def test_a_dump_over_max_field_bytes_imports_nothing(
         assert await store.import_sessions(
             [{**dump, "state": {"data": {"k": "x" * 97}, "revision": 1}}]
         )
+
+
+# -- more sessions than one batch (export and import work SESSIONS_AT_ONCE at a time) ----
+
+MANY = 2 * SESSIONS_AT_ONCE + 37
+
+
+async def _many_sessions(store: SessionStore) -> None:
+    """MANY sessions over three users, each with its own mix of what a session holds."""
+    users = (None, "alice", "bob")
+    for n in range(MANY):
+        sid, user = f"m{n:03d}/😀", users[n % 3]
+        if n % 5 or not (n % 4 == 0 or n % 3 == 0 or n % 7 == 0):  # never an empty session
+            await store.create_qa_entry(sid, user, f"q{n}", f"a{n}", metadata={"n": n})
+        if n % 4 == 0:
+            await store.save_trace_step(
+                sid, user, SessionTraceStep(origin_function=f"f{n}", status="ok")
+            )
+        if n % 3 == 0:
+            await store.append_items(sid, user, [{"n": n}, float(n)], state={"n": n})
+        if n % 7 == 0:
+            await store.set_graph_context(sid, user, f"graph {n}")
+
+
+async def test_more_sessions_than_a_batch_round_trip_exactly(store: SessionStore) -> None:
+    await _many_sessions(store)
+    before = await snapshot(store)
+    assert len(before) == MANY
+    reads = {
+        key: (
+            await store.get_all_qa_entries(*key),
+            await store.read_trace_steps(*key),
+            await store.get_items(*key),
+            await store.get_state(*key),
+            await store.get_graph_context(*key),
+        )
+        for key in before
+    }
+    assert sorted(before) == sorted(reads)  # each session exported once
+    for (sid, user), dump in before.items():
+        entries, traces, items, state, graph = reads[sid, user]
+        assert [e["id"] for e in dump["entries"]] == [e.id for e in entries]
+        assert [t["trace_id"] for t in dump["trace_steps"]] == [t.trace_id for t in traces]
+        assert [i["id"] for i in dump.get("items", [])] == [i.id for i in items]
+        assert dump["graph_context"] == graph
+        assert (dump.get("state") or {}).get("revision", 0) == state.revision
+    await store.prune()
+    assert await store.import_sessions(before[key] for key in sorted(before, key=repr)) == MANY
+    assert await snapshot(store) == before
+
+
+async def test_a_session_given_twice_in_one_batch_ends_as_the_later_dump(
+    store: SessionStore,
+) -> None:
+    await store.create_qa_entry("twice", "u", "old", "a")
+    (old,) = [d async for d in store.export_sessions()]
+    await store.create_qa_entry("twice", "u", "new", "a")
+    (new,) = [d async for d in store.export_sessions()]
+    await store.prune()
+    others = [{**old, "session_id": f"other{n}"} for n in range(5)]
+    assert await store.import_sessions([new, *others, old]) == 7
+    assert [e.question for e in await store.get_all_qa_entries("twice", "u")] == ["old"]
+    assert await store.import_sessions([old, *others, new]) == 7
+    assert [e.question for e in await store.get_all_qa_entries("twice", "u")] == ["old", "new"]
+
+
+async def test_a_bad_dump_after_a_full_batch_keeps_every_session_before_it(
+    store: SessionStore,
+) -> None:
+    await store.create_qa_entry("seed", "u", "q", "a")
+    (seed,) = [d async for d in store.export_sessions()]
+    await store.prune()
+    good = [{**seed, "session_id": f"good{n:03d}"} for n in range(SESSIONS_AT_ONCE + 10)]
+    bad = {**seed, "session_id": "bad", "created_at": "not a time"}
+    after = {**seed, "session_id": "after"}
+    with pytest.raises(InvalidParameterError):
+        await store.import_sessions([*good, bad, after])
+    listed = await store.list_sessions("u", limit=1000)
+    assert sorted(info.session_id for info in listed.items) == [d["session_id"] for d in good]

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, I
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from sessionstore.backend_steps import SESSIONS_AT_ONCE
 from sessionstore.errors import InvalidParameterError
 from sessionstore.keys import ALL_USERS, AllUsers
 from sessionstore.models import (
@@ -323,8 +324,14 @@ class SessionStore(BlockingItemMethods):
             )
         self.open()
         imported = 0
-        for dump in dumps:
-            imported += self._loop.run(self._store.import_sessions((dump,)))
+        chunk: list[Mapping[str, Any]] = []
+        for dump in dumps:  # in this thread; the store writes a chunk's sessions together
+            chunk.append(dump)
+            if len(chunk) == SESSIONS_AT_ONCE:
+                imported += self._loop.run(self._store.import_sessions(chunk))
+                chunk = []
+        if chunk:
+            imported += self._loop.run(self._store.import_sessions(chunk))
         return imported
 
     def check_dump(self, dump: Mapping[str, Any]) -> SessionData:

@@ -399,6 +399,15 @@ class RedisStore(RedisItemSteps):
         found = await self._conn.run("read_session", self._keys(key).session, [])
         return None if found is None else decode_session(key, found)
 
+    async def _read_sessions(self, keys: list[SessionKey]) -> list[SessionData | None]:
+        # One pipeline of the same script: each session its own atomic snapshot.
+        calls: list[tuple[list[str], list[Any]]] = [(self._keys(key).session, []) for key in keys]
+        replies = await self._conn.run_many("read_session", calls)
+        return [
+            None if found is None else decode_session(key, found)
+            for key, found in zip(keys, replies, strict=True)
+        ]
+
     async def _write_session(self, data: SessionData) -> None:
         key = SessionKey(data.session_id, data.user_id)
         args: list[Any] = [

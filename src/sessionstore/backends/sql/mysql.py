@@ -197,6 +197,7 @@ class MySQL(Dialect):
         self.sql = Statements(
             t,
             on_conflict="ON DUPLICATE KEY UPDATE",
+            inserted=lambda column: f"VALUES({column})",
             sweep=f"DELETE FROM {t.sessions} WHERE expires_at <= :now ORDER BY expires_at LIMIT :n",
         )
         self.item_sql = ItemStatements(t)

@@ -190,6 +190,7 @@ class PostgreSQL(Dialect):
         self.sql = Statements(
             t,
             on_conflict="ON CONFLICT (user_key, session_key) DO UPDATE SET",
+            inserted=lambda column: f"EXCLUDED.{column}",
             sweep=f"DELETE FROM {t.sessions} WHERE ctid = ANY(ARRAY("
             f"SELECT ctid FROM {t.sessions} WHERE expires_at <= :now "
             "ORDER BY expires_at LIMIT :n FOR UPDATE SKIP LOCKED))",

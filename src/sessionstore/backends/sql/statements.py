@@ -11,10 +11,12 @@ fragments here.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 
 from sqlalchemy import TextClause, text
 
+from sessionstore.backend_steps import SESSIONS_AT_ONCE
 from sessionstore.backends.sql.codec import ENTRY_COLUMNS
 from sessionstore.backends.sql.schema import TableNames
 
@@ -60,11 +62,20 @@ class Statements:
         tables: the namespace's table names.
         on_conflict: the dialect's start of an upsert's update clause (an
             insert meeting the session row's key changes the row instead).
+        inserted: the dialect's name, in that update clause, for a column's
+            value in the row the insert brought.
         sweep: the dialect's bounded delete of expired sessions (``:now``, ``:n``).
 
     """
 
-    def __init__(self, tables: TableNames, *, on_conflict: str, sweep: str) -> None:
+    def __init__(
+        self,
+        tables: TableNames,
+        *,
+        on_conflict: str,
+        inserted: Callable[[str], str],
+        sweep: str,
+    ) -> None:
         t = self.tables = tables
         cols = ", ".join(f"e.{column}" for column in ENTRY_COLUMNS)
         entries_of = (
@@ -116,6 +127,40 @@ class Statements:
         self.keys_all = text(f"{keys}{page}")
         self.keys_of_user = text(f"{keys}AND s.user_key = :u {page}")
 
+        # -- a batch of whole sessions (export, import) ---------------------
+        # One statement for every batch (the last padded with repeats), so it is
+        # prepared once; each table is read, or cleared, by its primary key.
+        pairs = ", ".join(f"(:u{i}, :s{i})" for i in range(SESSIONS_AT_ONCE))
+
+        def batch_of(alias: str) -> str:
+            named = f"{alias}." if alias else ""
+            return f"({named}user_key, {named}session_key) IN ({pairs})"
+
+        by_key = "ORDER BY e.user_key, e.session_key, e.seq"
+        self.batch_sessions = text(
+            "SELECT s.user_key, s.session_key, s.created_at, s.updated_at, s.state, s.state_rev "
+            f"FROM {t.sessions} s WHERE {batch_of('s')} AND {LIVE}"
+        )
+        self.batch_entries = text(
+            f"SELECT e.user_key, e.session_key, {cols} FROM {t.entries} e "
+            f"WHERE {batch_of('e')} {by_key}"
+        )
+        self.batch_graphs = text(
+            f"SELECT e.user_key, e.session_key, e.context FROM {t.graph} e WHERE {batch_of('e')}"
+        )
+        self.batch_traces = text(
+            f"SELECT e.user_key, e.session_key, e.step FROM {t.traces} e "
+            f"WHERE {batch_of('e')} {by_key}"
+        )
+        self.batch_items = text(
+            "SELECT e.user_key, e.session_key, e.item_id, e.created_at, e.data "
+            f"FROM {t.items} e WHERE {batch_of('e')} {by_key}"
+        )
+        self.batch_clear: tuple[TextClause, ...] = tuple(
+            text(f"DELETE FROM {name} WHERE {batch_of('')}") for name in t.children
+        )
+        self.batch_delete = text(f"DELETE FROM {t.sessions} WHERE {batch_of('')}")
+
         # -- writes --------------------------------------------------------
         self.delete_live = text(
             f"DELETE FROM {t.sessions} WHERE {OWN_KEY} "
@@ -131,15 +176,18 @@ class Statements:
         self.sweep = text(sweep)
         # An import takes the session row (and its lock) as every write does, by
         # upserting it, so concurrent writes of the session queue behind it.
+        # The update takes the inserted row's values (``inserted``), not the
+        # parameters again, so one statement can carry many rows (an import's
+        # batch: MySQL's driver then sends one multi-row INSERT).
+        replaced = (
+            *("created_at", "updated_at", "expires_at", "next_seq", "qa_count", "trace_seq"),
+            *("trace_count", "has_graph", "item_seq", "item_count", "state", "state_rev"),
+        )
         self.replace_session = text(
             f"INSERT INTO {t.sessions} ({SESSION_COLUMNS}, {ITEM_SESSION_COLUMNS}) VALUES "
             "(:u, :s, :created, :updated, :exp, :next_seq, :qa_count, :trace_seq, :trace_count, "
             ":has_graph, :item_seq, :item_count, :state, :state_rev) "
-            f"{on_conflict} created_at = :created, updated_at = :updated, "
-            "expires_at = :exp, next_seq = :next_seq, qa_count = :qa_count, "
-            "trace_seq = :trace_seq, trace_count = :trace_count, has_graph = :has_graph, "
-            "item_seq = :item_seq, item_count = :item_count, state = :state, "
-            "state_rev = :state_rev"
+            f"{on_conflict} " + ", ".join(f"{column} = {inserted(column)}" for column in replaced)
         )
         self.clear_children: tuple[TextClause, ...] = tuple(
             text(f"DELETE FROM {name} WHERE {OWN_KEY}") for name in t.children

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeVar
 
+from sessionstore.backend_steps import SESSIONS_AT_ONCE
 from sessionstore.backends.sql.dialect import (
     TraceIdTakenError,
     WriteKind,
@@ -39,7 +40,7 @@ from sessionstore.clock import now_utc, to_micros
 from sessionstore.errors import InvalidParameterError, StoreError
 from sessionstore.keys import AllUsers, PageCursor, SessionKey
 from sessionstore.models import SessionInfo, SessionQAEntry, SessionTraceStep
-from sessionstore.records import SessionData
+from sessionstore.records import SessionData, SessionRows
 from sessionstore.store import SessionStore
 from sessionstore.stored import compact_json, trace_from_json
 from sessionstore.urls import redact_url, split_options
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+    from sessionstore.backends.sql.codec import Row
     from sessionstore.locks import LockBackend
 
 __all__ = ["SQLStore"]
@@ -389,6 +391,61 @@ class SQLStore(SQLItemSteps, SessionStore):
 
         await self._db.transaction(work)
 
+    async def _write_sessions(self, batch: list[SessionData]) -> None:
+        # Sorted by key: two imports of the same sessions take their rows in one order.
+        ordered = sorted(batch, key=lambda data: (data.user_id or "", data.session_id))
+        writes = [self._session_write(data) for data in ordered]
+        sql = self._sql
+        kept = [write for write in writes if not write.empty]
+        ended = [write for write in writes if write.empty]
+
+        async def work(conn: AsyncConnection) -> None:
+            # The session rows first, as every write takes them (see _write_session).
+            if kept:
+                await conn.execute(sql.replace_session, [w.rows.session for w in kept])
+                keys = self._batch_keys([w.params for w in kept])
+                for statement in sql.batch_clear:
+                    await conn.execute(statement, keys)
+                entries = [row for w in kept for row in w.rows.entries]
+                traces = [row for w in kept for row in w.rows.traces]
+                graphs = [w.rows.graph for w in kept if w.rows.graph is not None]
+                items = [row for w in kept for row in w.items]
+                if entries:
+                    await conn.execute(sql.insert_entry, entries)
+                if traces:
+                    await conn.execute(sql.insert_trace, traces)
+                if graphs:
+                    await conn.execute(sql.insert_graph, graphs)
+                if items:
+                    await conn.execute(self._dialect.item_sql.insert, items)
+            if ended:
+                await conn.execute(sql.batch_delete, self._batch_keys([w.params for w in ended]))
+
+        try:
+            await self._db.transaction(work)
+        except InvalidParameterError:
+            # One session over MySQL's packet: write them one by one, so the ones
+            # before it land and the error names the one that cannot.
+            for data in batch:
+                await self._write_session(data)
+        self._sweeping.wrote()
+
+    def _session_write(self, data: SessionData) -> _SessionWrite:
+        params = self._params(SessionKey(data.session_id, data.user_id))
+        rows = self._codec.session_rows(data, params)
+        items = self._codec.item_rows(data, params)
+        empty = not (rows.entries or rows.traces or items or data.state.revision)
+        return _SessionWrite(params, rows, items, empty and rows.graph is None)
+
+    @staticmethod
+    def _batch_keys(params: list[dict[str, Any]]) -> dict[str, Any]:
+        """Name up to ``SESSIONS_AT_ONCE`` sessions as the batch statements do (padded)."""
+        padded = params + params[:1] * (SESSIONS_AT_ONCE - len(params))
+        named: dict[str, Any] = {"now": padded[0]["now"]}
+        for i, one in enumerate(padded):
+            named[f"u{i}"], named[f"s{i}"] = one["u"], one["s"]
+        return named
+
     async def _write_session(self, data: SessionData) -> None:
         params = self._params(SessionKey(data.session_id, data.user_id))
         rows = self._codec.session_rows(data, params)
@@ -481,6 +538,42 @@ class SQLStore(SQLItemSteps, SessionStore):
                 return
             after_user, after_session = rows[-1]["user_key"], rows[-1]["session_key"]
 
+    async def _read_sessions(self, keys: list[SessionKey]) -> list[SessionData | None]:
+        params = [self._params(key) for key in keys]
+        named = self._batch_keys(params)
+        sql = self._sql
+        ids = {(one["u"], one["s"]): key for one, key in zip(params, keys, strict=True)}
+
+        def grouped(rows: Sequence[Row]) -> dict[SessionKey, list[Row]]:
+            found: dict[SessionKey, list[Row]] = {}
+            for row in rows:
+                found.setdefault(ids[row["user_key"], row["session_key"]], []).append(row)
+            return found
+
+        async def work(conn: AsyncConnection) -> list[SessionData | None]:
+            sessions = grouped((await conn.execute(sql.batch_sessions, named)).mappings().all())
+            if not sessions:
+                return [None] * len(keys)
+            entries = grouped((await conn.execute(sql.batch_entries, named)).mappings().all())
+            graphs = grouped((await conn.execute(sql.batch_graphs, named)).mappings().all())
+            traces = grouped((await conn.execute(sql.batch_traces, named)).mappings().all())
+            items = grouped((await conn.execute(sql.batch_items, named)).mappings().all())
+            return [
+                None
+                if key not in sessions
+                else self._codec.session(
+                    key,
+                    sessions[key][0],
+                    entries.get(key, []),
+                    graphs.get(key, [None])[0],
+                    traces.get(key, []),
+                    items=items.get(key, []),
+                )
+                for key in keys
+            ]
+
+        return await self._db.snapshot(work)
+
     async def _read_session(self, key: SessionKey) -> SessionData | None:
         params = self._params(key)
         sql = self._sql
@@ -496,3 +589,12 @@ class SQLStore(SQLItemSteps, SessionStore):
             return self._codec.session(key, session, entries, graph, traces, items=items)
 
         return await self._db.snapshot(work)
+
+
+class _SessionWrite(NamedTuple):
+    """What replaces one session: its key's parameters, its rows, and whether it is empty."""
+
+    params: dict[str, Any]
+    rows: SessionRows
+    items: list[dict[str, Any]]
+    empty: bool

@@ -367,43 +367,73 @@ class SQLiteStore(SessionStore):
             )
 
     async def _read_session(self, key: SessionKey) -> SessionData | None:
-        params = session_params(key)
+        return (await self._read_sessions([key]))[0]
 
-        def work(conn: sqlite3.Connection) -> SessionData | None:
-            conn.execute("BEGIN")
+    async def _read_sessions(self, keys: list[SessionKey]) -> list[SessionData | None]:
+        def work(conn: sqlite3.Connection) -> list[SessionData | None]:
+            conn.execute("BEGIN")  # one read transaction: one snapshot of the whole batch
             try:
-                session = conn.execute(sql.SESSION_TIMES, params).fetchone()
-                entries = conn.execute(sql.SNAPSHOT_ENTRIES, params).fetchall()
-                graph = conn.execute(sql.SNAPSHOT_GRAPH_CONTEXT, params).fetchone()
-                traces = conn.execute(sql.SNAPSHOT_TRACES, params).fetchall()
-                items = conn.execute(sql.SNAPSHOT_ITEMS, params).fetchall()
-                state = conn.execute(sql.SESSION_STATE_VALUES.all_values, params).fetchall()
+                return [_read_one(conn, key) for key in keys]
             finally:
                 conn.execute("COMMIT")
-            if session is None:
-                return None
-            return session_from_rows(key, session, entries, graph, traces, items=items, state=state)
 
         return await self._db.run(work)
 
     async def _write_session(self, data: SessionData) -> None:
-        key = SessionKey(data.session_id, data.user_id)
+        await self._write_sessions([data])
+
+    async def _write_sessions(self, batch: list[SessionData]) -> None:
         expires = self._expires_at(now_utc())
-        rows = session_to_rows(data, None if expires is None else to_micros(expires))
-        items, state = item_and_state_rows(data)
-        empty = not (rows.entries or rows.traces or items or state or data.state.revision)
+        expires_us = None if expires is None else to_micros(expires)
+        writes = [_SessionWrite(data, expires_us) for data in batch]
 
         def work(conn: sqlite3.Connection) -> None:
-            with self._tx.write(conn, key):
-                delete_session_rows(conn, rows.session)
-                if empty and rows.graph is None:
-                    return
-                conn.execute(sql.INSERT_SESSION, rows.session)
-                conn.executemany(sql.INSERT_ENTRY, rows.entries)
-                conn.executemany(sql.INSERT_TRACE, rows.traces)
-                conn.executemany(sql.INSERT_ITEM, items)
-                conn.executemany(sql.SESSION_STATE_VALUES.set_value, state)
-                if rows.graph is not None:
-                    conn.execute(sql.INSERT_GRAPH_CONTEXT, rows.graph)
+            with self._tx.begin(conn):  # one transaction: the whole batch or none of it
+                for write in writes:
+                    write.replace(conn)
 
         await self._db.run(work)
+
+
+def _read_one(conn: sqlite3.Connection, key: SessionKey) -> SessionData | None:
+    """Read one whole session inside the caller's read transaction."""
+    params = session_params(key)
+    session = conn.execute(sql.SESSION_TIMES, params).fetchone()
+    if session is None:
+        return None
+    entries = conn.execute(sql.SNAPSHOT_ENTRIES, params).fetchall()
+    graph = conn.execute(sql.SNAPSHOT_GRAPH_CONTEXT, params).fetchone()
+    traces = conn.execute(sql.SNAPSHOT_TRACES, params).fetchall()
+    items = conn.execute(sql.SNAPSHOT_ITEMS, params).fetchall()
+    state = conn.execute(sql.SESSION_STATE_VALUES.all_values, params).fetchall()
+    return session_from_rows(key, session, entries, graph, traces, items=items, state=state)
+
+
+class _SessionWrite:
+    """The rows that replace one session, made before the worker thread runs them."""
+
+    def __init__(self, data: SessionData, expires_us: int | None) -> None:
+        self.rows = session_to_rows(data, expires_us)
+        self.items, self.state = item_and_state_rows(data)
+        self.empty = not (
+            self.rows.entries
+            or self.rows.traces
+            or self.items
+            or self.state
+            or data.state.revision
+            or self.rows.graph is not None
+        )
+
+    def replace(self, conn: sqlite3.Connection) -> None:
+        """Delete the session's rows and insert these, inside the caller's write transaction."""
+        rows = self.rows
+        delete_session_rows(conn, rows.session)
+        if self.empty:
+            return
+        conn.execute(sql.INSERT_SESSION, rows.session)
+        conn.executemany(sql.INSERT_ENTRY, rows.entries)
+        conn.executemany(sql.INSERT_TRACE, rows.traces)
+        conn.executemany(sql.INSERT_ITEM, self.items)
+        conn.executemany(sql.SESSION_STATE_VALUES.set_value, self.state)
+        if rows.graph is not None:
+            conn.execute(sql.INSERT_GRAPH_CONTEXT, rows.graph)
