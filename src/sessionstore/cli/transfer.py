@@ -17,7 +17,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,8 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from sessionstore.cli.output import json_text, progress, progress_shown, say
+from sessionstore.backend_steps import SESSIONS_AT_ONCE
+from sessionstore.cli.output import Advance, json_text, progress, progress_shown, say
 from sessionstore.cli.runtime import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -283,28 +284,82 @@ async def _check_all(store: SessionStore, stream: IO[bytes]) -> int:
     return total
 
 
+class _RefusedError(Exception):
+    """The store refused one session of a batch; the ones before it are imported."""
+
+    def __init__(self, where: str, cause: InvalidParameterError | StoreError) -> None:
+        super().__init__(where)
+        self.where = where
+        self.cause = cause
+
+
+class _Batches:
+    """Imports sessions ``SESSIONS_AT_ONCE`` at a time, counting each once it is written.
+
+    ``tally.done`` is then what Ctrl-C may truthfully report. A batch the
+    store refuses is imported again one session at a time (each replaces its
+    namesake, so a session written twice ends the same), to find the session
+    it refuses and import every one before it.
+    """
+
+    def __init__(self, store: SessionStore, tally: _Tally, advance: Advance) -> None:
+        self._store = store
+        self._tally = tally
+        self._advance = advance
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+
+    async def add(self, where: str, dump: dict[str, Any]) -> None:
+        """Queue ``dump`` (``where``: how to name it in an error); import a full batch."""
+        self._pending.append((where, dump))
+        if len(self._pending) == SESSIONS_AT_ONCE:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Import the queued sessions.
+
+        Raises:
+            _RefusedError: the store refused one; those before it are imported.
+
+        """
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            await self._store.import_sessions([dump for _, dump in batch])
+        except (InvalidParameterError, StoreError):
+            for where, dump in batch:
+                try:
+                    await self._store.import_sessions((dump,))
+                except (InvalidParameterError, StoreError) as exc:
+                    raise _RefusedError(where, exc) from exc
+                self._done(1)
+            return
+        self._done(len(batch))
+
+    def _done(self, count: int) -> None:
+        self._tally.done += count
+        for _ in range(count):
+            self._advance()
+
+
 async def _load(url: str, stream: IO[bytes], tally: _Tally) -> int:
-    line = 0
     async with opened(url) as store:
         tally.total = await _check_all(store, stream)
         with progress("importing sessions", tally.total) as advance:
-
-            async def dumps() -> AsyncIterator[dict[str, Any]]:
-                nonlocal line
-                for line, dump in _sessions(stream):  # noqa: B007 (read by the handler)
-                    yield dump
-                    tally.done += 1
-                    advance()
-
+            batches = _Batches(store, tally, advance)
             try:
-                return await store.import_sessions(dumps())
-            except (InvalidParameterError, StoreError) as exc:
+                for line, dump in _sessions(stream):
+                    await batches.add(f"line {line}", dump)
+                await batches.flush()
+            except _RefusedError as refused:
+                exc = refused.cause
                 code = EXIT_STORE_FAILED if isinstance(exc, StoreError) else EXIT_BAD_INPUT
                 raise CommandError(
-                    f"line {line}: {exc}; the {tally.done} sessions before it were imported, "
-                    "none after it (importing again is safe)",
+                    f"{refused.where}: {exc}; the {tally.done} sessions before it were "
+                    "imported, none after it (importing again is safe)",
                     code,
                 ) from exc
+        return tally.done
 
 
 def copy(
@@ -335,18 +390,20 @@ def copy(
             if progress_shown():
                 tally.total = await _count(from_store, users)
             with progress("copying sessions", tally.total) as advance:
-                async for dump in from_store.export_sessions(user_id=users):
-                    try:
-                        await to_store.import_sessions((dump,))
-                    except InvalidParameterError as exc:
-                        # Name the session: the store's message does not.
-                        raise CommandError(
-                            f"session {dump.get('session_id')!r} of user "
-                            f"{dump.get('user_id')!r} cannot be copied: {exc}; "
-                            f"the {tally.done} sessions before it were copied"
-                        ) from exc
-                    tally.done += 1
-                    advance()
+                batches = _Batches(to_store, tally, advance)
+                try:
+                    async for dump in from_store.export_sessions(user_id=users):
+                        session = f"session {dump['session_id']!r} of user {dump['user_id']!r}"
+                        await batches.add(session, dump)
+                    await batches.flush()
+                except _RefusedError as refused:
+                    if isinstance(refused.cause, StoreError):
+                        raise refused.cause from None
+                    # Name the session: the store's message does not.
+                    raise CommandError(
+                        f"{refused.where} cannot be copied: {refused.cause}; "
+                        f"the {tally.done} sessions before it were copied"
+                    ) from refused.cause
                 return tally.done
 
     try:
