@@ -431,6 +431,9 @@ class FileStore(SessionStore):
     async def _read_session(self, key: SessionKey) -> SessionData | None:
         return await self._dir.run(self._read_session_sync, key)
 
+    async def _read_sessions(self, keys: list[SessionKey]) -> list[SessionData | None]:
+        return await self._dir.run(lambda: [self._read_session_sync(key) for key in keys])
+
     def _read_session_sync(self, key: SessionKey) -> SessionData | None:
         session = self._session(key)
         with session.reading(now_utc()) as state:
@@ -450,6 +453,14 @@ class FileStore(SessionStore):
 
     async def _write_session(self, data: SessionData) -> None:
         await self._dir.run(self._write_session_sync, data)
+
+    async def _write_sessions(self, batch: list[SessionData]) -> None:
+        # One hop to the worker thread; each session is still replaced on its own.
+        def work() -> None:
+            for data in batch:
+                self._write_session_sync(data)
+
+        await self._dir.run(work)
 
     def _write_session_sync(self, data: SessionData) -> None:
         key = SessionKey(data.session_id, data.user_id)
