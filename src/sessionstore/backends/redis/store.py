@@ -410,27 +410,46 @@ class RedisStore(RedisItemSteps):
 
     async def _write_session(self, data: SessionData) -> None:
         key = SessionKey(data.session_id, data.user_id)
-        args: list[Any] = [
-            str(to_micros(data.created_at)),
-            str(to_micros(data.updated_at)),
-            "0" if data.graph_context is None else "1",
-            data.graph_context or "",
-            len(data.entries),
-        ]
-        for entry in data.entries:
-            args += [entry.id, encode_entry(entry)]
-        args.append(len(data.items))
-        for item in data.items:
-            args += [item.id, encode_item(item)]
-        args += [str(data.state.revision), len(data.state.values)]
-        args += encode_state_changes(data.state.values)
-        for step in data.traces:
-            args += [step.trace_id, encode_trace(step)]
-        updated = await self._write("write_session", key, *args)
+        updated = await self._write("write_session", key, *_session_args(data))
         if updated is None:  # the dump held nothing: the session no longer exists
             await self._index_ended(key, str(2**62))  # later than any write
         else:
             await self._index_written(key, updated, mode="")
+
+    async def _write_sessions(self, batch: list[SessionData]) -> None:
+        if self._conn.cluster:  # each session's index is a second step: one at a time
+            await super()._write_sessions(batch)
+            return
+        # One pipeline of the same script, each replacing its session (and its place
+        # in the user's index) atomically.
+        micros = str(to_micros(now_utc()))
+        calls: list[tuple[list[str], list[Any]]] = []
+        for data in batch:
+            keys = self._keys(SessionKey(data.session_id, data.user_id))
+            args = [self._ttl_ms, micros, data.session_id, *_session_args(data)]
+            calls.append(([*keys.session, keys.index], args))
+        await self._conn.run_many("write_session", calls)
+
+
+def _session_args(data: SessionData) -> list[Any]:
+    """Return the ``write_session`` script's arguments after the common ones, for ``data``."""
+    args: list[Any] = [
+        str(to_micros(data.created_at)),
+        str(to_micros(data.updated_at)),
+        "0" if data.graph_context is None else "1",
+        data.graph_context or "",
+        len(data.entries),
+    ]
+    for entry in data.entries:
+        args += [entry.id, encode_entry(entry)]
+    args.append(len(data.items))
+    for item in data.items:
+        args += [item.id, encode_item(item)]
+    args += [str(data.state.revision), len(data.state.values)]
+    args += encode_state_changes(data.state.values)
+    for step in data.traces:
+        args += [step.trace_id, encode_trace(step)]
+    return args
 
 
 def _query_names(url: object) -> list[str]:
