@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final, TypeVar
 
 from sessionstore.backends.sqlite.schema import migrate
+from sessionstore.backends.sqlite.worker import Worker
 from sessionstore.errors import InvalidParameterError, StoreError, StoreUnavailableError
 from sessionstore.observe import logger_for
 from sessionstore.validation import check_seconds
@@ -72,7 +73,7 @@ class SQLiteConnection:
         self.path = path
         self.busy_timeout = check_seconds(busy_timeout, "busy_timeout", allow_zero=True)
         self._synchronous = synchronous
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: Worker | None = None
         self._conn: sqlite3.Connection | None = None
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -83,10 +84,15 @@ class SQLiteConnection:
                 transaction is rolled back first).
 
         """
-        executor = self._executor
-        if executor is None:
+        worker = self._worker
+        if worker is None:
             raise StoreError(f"sqlite:///{self.path} is not open")
-        return await asyncio.get_running_loop().run_in_executor(executor, self._call, work)
+        try:
+            return await worker.call(lambda: self._call(work))
+        except RuntimeError as exc:
+            if worker is not self._worker:  # closed meanwhile
+                raise StoreError(f"sqlite:///{self.path} is not open") from exc
+            raise
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn
@@ -107,12 +113,13 @@ class SQLiteConnection:
                 sessionstore database, or was made by a newer sessionstore.
 
         """
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sessionstore-sqlite")
+        worker = self._worker = Worker("sessionstore-sqlite")
+        self._stop_at_collection = weakref.finalize(self, worker.stop)
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
+            await worker.call(self._connect)
         except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+            worker.stop()
+            self._worker = None
             raise
 
     def _connect(self) -> None:
@@ -151,10 +158,13 @@ class SQLiteConnection:
 
     async def close(self) -> None:
         """Close the connection and stop the worker thread; calling it again does nothing."""
-        executor, self._executor = self._executor, None
-        if executor is None:
+        worker, self._worker = self._worker, None
+        if worker is None:
             return
         conn, self._conn = self._conn, None
-        if conn is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-        executor.shutdown(wait=True)
+        try:
+            if conn is not None:
+                await worker.call(conn.close)
+        finally:
+            worker.stop()
+            await asyncio.get_running_loop().run_in_executor(None, worker.join)
