@@ -134,6 +134,18 @@ def ours_tables(result: dict[str, Any]) -> str:
             ),
         ],
     )
+    agents = table(
+        rows,
+        [
+            ("together: turns/s", col("agents.together.turns_per_s")),
+            ("p50 ms", col("agents.together.p50_ms")),
+            ("p99 ms", col("agents.together.p99_ms")),
+            ("alone: turns/s", col("agents.alone.turns_per_s")),
+            ("p50 ms", col("agents.alone.p50_ms")),
+            ("p99 ms", col("agents.alone.p99_ms")),
+            ("together / alone", col("agents.gain")),
+        ],
+    )
     return (
         f"**Writes** (append: {sizes['appends']:,} sequential creates on one session; "
         "floor: the bare driver's write, each one timed right after one of ours, and the "
@@ -148,7 +160,11 @@ def ours_tables(result: dict[str, Any]) -> str:
         f"processes: {sizes['processes']} x {sizes['process_appends']} appends)\n\n{mixed}\n\n"
         f"**Item log** (append_items: {sizes['appends']:,} turns of 4 items (message, tool "
         "call, tool output, reply), each timed next to one entry create on another session; "
-        f"get_items(20): median of {sizes['latest_reads']} reads per log size)\n\n{items}\n"
+        f"get_items(20): median of {sizes['latest_reads']} reads per log size)\n\n{items}\n\n"
+        f"**Agents** ({sizes.get('agents', 64)} conversations at once, each its own session, "
+        "each turn one create and one latest-10 read, for "
+        f"{sizes.get('agent_seconds', 5.0):g} s; then one conversation alone as long)\n\n"
+        f"{agents}\n"
     )
 
 

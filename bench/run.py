@@ -45,7 +45,7 @@ from sessionstore import (
 )
 
 ALL_WORKLOADS = (
-    "append", "latest", "many", "update", "concurrent", "items", "processes", "floor",
+    "append", "latest", "many", "update", "concurrent", "items", "agents", "processes", "floor",
 )  # fmt: skip
 ALL_BACKENDS = ("memory", "sqlite", "file", "redis", "redis-cluster", "postgresql", "mariadb")
 OUT = Path(ROOT) / "bench" / "results" / "sessionstore.json"

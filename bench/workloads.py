@@ -138,6 +138,8 @@ class Sizes:
     task_appends: int = 40
     processes: int = 4
     process_appends: int = 250
+    agents: int = 64
+    agent_seconds: float = 5.0
 
 
 def add_size_flags(parser: argparse.ArgumentParser) -> None:
@@ -154,6 +156,8 @@ def add_size_flags(parser: argparse.ArgumentParser) -> None:
     add("--task-appends", type=int, default=40, help="concurrent: appends per task")
     add("--processes", type=int, default=4, help="processes: appending processes")
     add("--process-appends", type=int, default=250, help="processes: appends per process")
+    add("--agents", type=int, default=64, help="agents: concurrent conversations")
+    add("--agent-seconds", type=float, default=5.0, help="agents: seconds of each run")
     add("--quick", action="store_true", help="tiny sizes, to check that everything runs")
 
 
@@ -163,6 +167,7 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         return Sizes(
             appends=200, latest_sizes=(100, 1000, 5000), latest_reads=10, sessions=50,
             updates=50, update_size=200, task_appends=10, process_appends=50,
+            agents=8, agent_seconds=1.0,
         )  # fmt: skip
     return Sizes(
         appends=args.appends,
@@ -176,6 +181,8 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         task_appends=args.task_appends,
         processes=args.processes,
         process_appends=args.process_appends,
+        agents=args.agents,
+        agent_seconds=args.agent_seconds,
     )
 
 
@@ -452,6 +459,49 @@ async def items(adapter: Adapter, sizes: Sizes) -> dict[str, Any]:
     }
 
 
+async def agents(adapter: Adapter, sizes: Sizes) -> dict[str, Any]:
+    """How agents run: conversations at once, each its own session, each turn one create
+    and one latest-10 read, for ``agent_seconds``; then one conversation alone as long.
+
+    Reports turns per second and the p50/p99 of a turn for both, and how much the
+    concurrent run raised the throughput over the single one.
+    """
+
+    async def run(conversations: int) -> dict[str, Any]:
+        timer = Timer()
+        deadline = time.perf_counter() + sizes.agent_seconds
+
+        async def conversation(c: int) -> None:
+            session, turn = session_name(f"agent{c}"), 0
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                await adapter.append(session, turn)
+                got = await adapter.latest(session, 10)
+                timer.samples.append(time.perf_counter() - started)
+                turn += 1
+                if got != min(10, turn):
+                    raise AssertionError(f"latest-10 after {turn} turns returned {got}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(conversation(c) for c in range(conversations)))
+        elapsed = time.perf_counter() - started
+        return {
+            "turns_per_s": round(len(timer.samples) / elapsed, 1),
+            "p50_ms": pct(timer.samples, 0.5),
+            "p99_ms": pct(timer.samples, 0.99),
+        }
+
+    together = await run(sizes.agents)
+    alone = await run(1)
+    return {
+        "conversations": sizes.agents,
+        "seconds": sizes.agent_seconds,
+        "together": together,
+        "alone": alone,
+        "gain": round(together["turns_per_s"] / alone["turns_per_s"], 2),
+    }
+
+
 WORKLOADS: dict[str, Callable[[Adapter, Sizes], Awaitable[dict[str, Any]]]] = {
     "append": append,
     "latest": latest_vs_size,
@@ -459,6 +509,7 @@ WORKLOADS: dict[str, Callable[[Adapter, Sizes], Awaitable[dict[str, Any]]]] = {
     "update": update,
     "concurrent": concurrent,
     "items": items,
+    "agents": agents,
 }
 
 
