@@ -147,6 +147,11 @@ class Dialect(abc.ABC):
     """SQL taking the server lock ``:key`` now on this connection; true when taken."""
     improve_unlock: ClassVar[str]
     """SQL releasing the server lock ``:key`` this connection holds."""
+    clears_by_pairs: ClassVar[bool]
+    """An import batch clears its sessions' rows with one statement per table
+    naming every session (``Statements.batch_clear``), rather than one
+    execution per session (``clear_children``, which the driver may pipeline).
+    """
 
     tables: TableNames
     sql: Statements

@@ -182,6 +182,7 @@ class MySQL(Dialect):
     name = "mysql"
     codec = Codec(COLUMNS, binary_keys=True, trace_digest=_trace_digest)
     migrations = (_V1, _V2, ITEMS_STEP)
+    clears_by_pairs = True  # the driver sends an executemany of DELETE one by one
     table_columns = (
         "SELECT table_name AS table_name, column_name AS column_name "
         "FROM information_schema.columns "

@@ -174,6 +174,9 @@ class PostgreSQL(Dialect):
         trace_digest=_trace_digest,
     )
     migrations = (_V1, _V2, ITEMS_STEP)
+    # asyncpg pipelines executemany; a statement naming 100 sessions gets a cached
+    # generic plan that, on tables without statistics yet, scans them whole.
+    clears_by_pairs = False
     table_columns = (
         "SELECT n.name AS table_name, a.attname AS column_name "
         "FROM unnest(ARRAY[{names}]) AS n(name) "

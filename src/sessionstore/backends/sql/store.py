@@ -403,9 +403,13 @@ class SQLStore(SQLItemSteps, SessionStore):
             # The session rows first, as every write takes them (see _write_session).
             if kept:
                 await conn.execute(sql.replace_session, [w.rows.session for w in kept])
-                keys = self._batch_keys([w.params for w in kept])
-                for statement in sql.batch_clear:
-                    await conn.execute(statement, keys)
+                if self._dialect.clears_by_pairs:
+                    keys = self._batch_keys([w.params for w in kept])
+                    for statement in sql.batch_clear:
+                        await conn.execute(statement, keys)
+                else:
+                    for statement in sql.clear_children:
+                        await conn.execute(statement, [w.params for w in kept])
                 entries = [row for w in kept for row in w.rows.entries]
                 traces = [row for w in kept for row in w.rows.traces]
                 graphs = [w.rows.graph for w in kept if w.rows.graph is not None]
