@@ -5,7 +5,7 @@ generator, so the library decides how to batch), then exports them all and
 counts them. Then exports again under ``tracemalloc`` to find the most memory
 the export held at once (Python allocations; it must not grow with N).
 
-    .venv/bin/python bench/measure_bulk.py [--sessions 100000]
+    .venv/bin/python -m bench.measure_bulk [--sessions 100000]
         [--backends sqlite,file,redis,postgresql,mariadb]
 """
 
@@ -13,55 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from bench.measure_pages import MYSQL_URL, POSTGRES_URL, REDIS_URL, one_entry_dumps
 from bench.workloads import analyze_postgres
 from sessionstore import open_store
-from sessionstore.records import IMPORT_FORMATS
 
-POSTGRES_URL = os.environ.get(
-    "SESSIONSTORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-MYSQL_URL = os.environ.get("SESSIONSTORE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
-REDIS_URL = os.environ.get("SESSIONSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 USER = "bulk"
-
-
-def dumps(count: int) -> Iterator[dict[str, Any]]:
-    """Yield ``count`` one-entry session dumps, made as they are consumed."""
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    for i in range(count):
-        when = (start + timedelta(milliseconds=i)).isoformat()
-        yield {
-            "format": IMPORT_FORMATS[0],
-            "session_id": f"s{i:07d}",
-            "user_id": USER,
-            "created_at": when,
-            "updated_at": when,
-            "graph_context": None,
-            "entries": [
-                {
-                    "id": str(uuid.uuid4()),
-                    "question": "What is retrieval-augmented generation?",
-                    "answer": "Answering from documents found for the question.",
-                    "context": None,
-                    "created_at": when,
-                    "feedback_text": None,
-                    "feedback_score": None,
-                    "used_graph_element_ids": None,
-                    "memify_metadata": None,
-                    "metadata": None,
-                }
-            ],
-            "trace_steps": [],
-        }
 
 
 def url_for(name: str, tmp: str, token: str) -> str:
@@ -85,7 +46,7 @@ async def measure(name: str, count: int) -> None:
         async with open_store(url) as store:
             try:
                 started = time.perf_counter()
-                imported = await store.import_sessions(dumps(count))
+                imported = await store.import_sessions(one_entry_dumps(count, USER))
                 import_s = time.perf_counter() - started
                 assert imported == count, imported
                 if name == "postgresql":

@@ -41,15 +41,15 @@ BATCH = 1000
 CALLS = 30
 
 
-def _dumps(count: int) -> Iterator[dict[str, Any]]:
-    """Yield ``count`` one-entry session dumps; four share each ``updated_at``."""
+def one_entry_dumps(count: int, user: str = USER) -> Iterator[dict[str, Any]]:
+    """Yield ``count`` one-entry session dumps of ``user``; four share each ``updated_at``."""
     start = datetime(2025, 1, 1, tzinfo=UTC)
     for i in range(count):
         when = (start + timedelta(milliseconds=i // 4)).isoformat()
         yield {
             "format": IMPORT_FORMATS[0],  # entries only: no items, no state
             "session_id": f"s{i:07d}",
-            "user_id": USER,
+            "user_id": user,
             "created_at": when,
             "updated_at": when,
             "graph_context": None,
@@ -74,7 +74,7 @@ def _dumps(count: int) -> Iterator[dict[str, Any]]:
 async def _fill(store: SessionStore, count: int) -> float:
     started = time.perf_counter()
     batch: list[dict[str, Any]] = []
-    for dump in _dumps(count):
+    for dump in one_entry_dumps(count):
         batch.append(dump)
         if len(batch) == BATCH:
             await store.import_sessions(batch)
@@ -92,7 +92,7 @@ async def _fill_sql(store: SessionStore, dialect: str, url: str, count: int) -> 
     minutes on a server (see "Bulk" in issue 16).
     """
     started = time.perf_counter()
-    await store.import_sessions(_dumps(1))
+    await store.import_sessions(one_entry_dumps(1))
     table = f"{store.tables.prefix}sessions"  # type: ignore[attr-defined]
     base = to_micros(datetime(2025, 1, 1, tzinfo=UTC))
     host = url.split("@")[1].split("?", maxsplit=1)[0]
