@@ -454,6 +454,10 @@ class SessionStore(ObservedStore, ItemMethods):
         :data:`~sessionstore.records.EARLIEST_TIME` (1970-01-01) to
         :data:`~sessionstore.records.LATEST_TIME` (2255-06-05).
 
+        Sessions are written 100 at a time; whatever stops an import (an
+        invalid dump, ``dumps`` raising), the sessions before that point are
+        imported when it raises.
+
         Raises:
             InvalidParameterError: an unknown format or an invalid session;
                 that session is left as it was, and the sessions before it
@@ -462,12 +466,19 @@ class SessionStore(ObservedStore, ItemMethods):
         """
         await self._ready()
         batch = _ImportBatch(self)
-        if isinstance(dumps, AsyncIterable):
-            async for dump in dumps:
-                await batch.add(dump)
-        else:
-            for dump in dumps:
-                await batch.add(dump)
+        try:
+            if isinstance(dumps, AsyncIterable):
+                async for dump in dumps:
+                    await batch.add(dump)
+            else:
+                for dump in dumps:
+                    await batch.add(dump)
+        except Exception:
+            # A bad dump, or ``dumps`` itself failing: the sessions before it are
+            # imported, as if each had been written on its own. (A failed write
+            # took its batch with it, so this writes nothing twice.)
+            await batch.write()
+            raise
         await batch.write()
         return batch.imported
 
@@ -508,15 +519,10 @@ class _ImportBatch:
         """Check ``dump`` and queue its session; write the batch once it is full.
 
         Raises:
-            InvalidParameterError: ``dump`` is invalid; the sessions before it
-                are written first.
+            InvalidParameterError: ``dump`` is invalid (nothing of it is queued).
 
         """
-        try:
-            data = await self._store.check_dump(dump)
-        except InvalidParameterError:
-            await self.write()
-            raise
+        data = await self._store.check_dump(dump)
         key = SessionKey(data.session_id, data.user_id)
         self._pending.pop(key, None)  # a later dump of a session replaces the earlier one
         self._pending[key] = data

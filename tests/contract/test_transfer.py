@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -378,3 +378,21 @@ async def test_a_bad_dump_after_a_full_batch_keeps_every_session_before_it(
         await store.import_sessions([*good, bad, after])
     listed = await store.list_sessions("u", limit=1000)
     assert sorted(info.session_id for info in listed.items) == [d["session_id"] for d in good]
+
+
+async def test_dumps_that_fail_midway_leave_every_session_before_imported(
+    store: SessionStore,
+) -> None:
+    await store.create_qa_entry("seed", "u", "q", "a")
+    (seed,) = [d async for d in store.export_sessions()]
+    await store.prune()
+
+    def dumps() -> Iterator[dict[str, Any]]:
+        for n in range(SESSIONS_AT_ONCE + 5):
+            yield {**seed, "session_id": f"before{n:03d}"}
+        raise OSError("the file went away")
+
+    with pytest.raises(OSError, match="went away"):
+        await store.import_sessions(dumps())
+    listed = await store.list_sessions("u", limit=1000)
+    assert len(listed.items) == SESSIONS_AT_ONCE + 5
