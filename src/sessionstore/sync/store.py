@@ -325,11 +325,16 @@ class SessionStore(BlockingItemMethods):
         self.open()
         imported = 0
         chunk: list[Mapping[str, Any]] = []
-        for dump in dumps:  # in this thread; the store writes a chunk's sessions together
-            chunk.append(dump)
-            if len(chunk) == SESSIONS_AT_ONCE:
-                imported += self._loop.run(self._store.import_sessions(chunk))
-                chunk = []
+        try:
+            for dump in dumps:  # in this thread; the store writes a chunk's sessions together
+                chunk.append(dump)
+                if len(chunk) == SESSIONS_AT_ONCE:
+                    taken, chunk = chunk, []
+                    imported += self._loop.run(self._store.import_sessions(taken))
+        except Exception:
+            if chunk:  # ``dumps`` failed: the sessions before that point are imported
+                self._loop.run(self._store.import_sessions(chunk))
+            raise
         if chunk:
             imported += self._loop.run(self._store.import_sessions(chunk))
         return imported
