@@ -288,17 +288,13 @@ class BackendSteps(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def _read_session(self, key: SessionKey) -> SessionData | None:
-        """Return the whole session as one consistent snapshot, or ``None``."""
-
     async def _read_sessions(self, keys: list[SessionKey]) -> list[SessionData | None]:
-        """Return :meth:`_read_session` of each key, in order (``export_sessions``' batches).
+        """Return each whole session, in the order of ``keys`` (``None``: gone).
 
-        ``keys`` holds at most :data:`SESSIONS_AT_ONCE` keys, each once. Each
-        session must be a consistent snapshot; the batch need not be one.
-        Override it to read a batch in fewer round trips than one per session.
+        ``export_sessions`` asks for at most :data:`SESSIONS_AT_ONCE` keys at
+        a time, each once. Each session must be one consistent snapshot; the
+        batch need not be one. Read them in as few round trips as the store allows.
         """
-        return [await self._read_session(key) for key in keys]
 
     @abc.abstractmethod
     async def _write_session(self, data: SessionData) -> None:

@@ -74,6 +74,12 @@ class SessionData:
     items: list[ItemRecord] = field(default_factory=list)
     state: StateRecord = field(default_factory=StateRecord)
 
+    def holds_nothing(self) -> bool:
+        """Whether the session is empty: importing it ends the stored one."""
+        return self.graph_context is None and not (
+            self.entries or self.traces or self.items or self.state.values or self.state.revision
+        )
+
     def to_dump(self) -> dict[str, Any]:
         """Return the session as the plain dict ``export_sessions`` yields."""
         return {

@@ -304,7 +304,10 @@ class MemoryStore(SessionStore):
             for session_id in list(self._users.get(user_id, {})):
                 yield SessionKey(session_id, user_id)
 
-    async def _read_session(self, key: SessionKey) -> SessionData | None:
+    async def _read_sessions(self, keys: list[SessionKey]) -> list[SessionData | None]:
+        return [self._snapshot(key) for key in keys]
+
+    def _snapshot(self, key: SessionKey) -> SessionData | None:
         session = self._live(key)
         if session is None:
             return None

@@ -428,9 +428,6 @@ class FileStore(SessionStore):
             if every_user or s.user_id == user_filter
         ]
 
-    async def _read_session(self, key: SessionKey) -> SessionData | None:
-        return await self._dir.run(self._read_session_sync, key)
-
     async def _read_sessions(self, keys: list[SessionKey]) -> list[SessionData | None]:
         return await self._dir.run(lambda: [self._read_session_sync(key) for key in keys])
 

@@ -10,7 +10,7 @@ only ever moves it forward in time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Final, Self
 from urllib.parse import parse_qsl, urlsplit
@@ -179,12 +179,15 @@ class RedisStore(RedisItemSteps):
         self, name: str, key: SessionKey, *args: Any, now: datetime | None = None
     ) -> Any:
         """Run a write script; on a standalone server it also updates the index."""
+        return await self._conn.run(name, *self._write_call(key, args, now or now_utc()))
+
+    def _write_call(
+        self, key: SessionKey, args: Sequence[Any], now: datetime
+    ) -> tuple[list[str], list[Any]]:
+        """Return a write script's keys and arguments for the session ``key``."""
         keys = self._keys(key)
         script_keys = keys.session if self._conn.cluster else [*keys.session, keys.index]
-        micros = str(to_micros(now or now_utc()))
-        return await self._conn.run(
-            name, script_keys, [self._ttl_ms, micros, key.session_id, *args]
-        )
+        return script_keys, [self._ttl_ms, str(to_micros(now)), key.session_id, *args]
 
     async def _index_written(self, key: SessionKey, updated: bytes | str, mode: str = "LT") -> None:
         """Cluster only: move the session to its new place in the user's index."""
@@ -395,10 +398,6 @@ class RedisStore(RedisItemSteps):
                     seen.add(key)
                     yield key
 
-    async def _read_session(self, key: SessionKey) -> SessionData | None:
-        found = await self._conn.run("read_session", self._keys(key).session, [])
-        return None if found is None else decode_session(key, found)
-
     async def _read_sessions(self, keys: list[SessionKey]) -> list[SessionData | None]:
         # One pipeline of the same script: each session its own atomic snapshot.
         calls: list[tuple[list[str], list[Any]]] = [(self._keys(key).session, []) for key in keys]
@@ -422,12 +421,11 @@ class RedisStore(RedisItemSteps):
             return
         # One pipeline of the same script, each replacing its session (and its place
         # in the user's index) atomically.
-        micros = str(to_micros(now_utc()))
-        calls: list[tuple[list[str], list[Any]]] = []
-        for data in batch:
-            keys = self._keys(SessionKey(data.session_id, data.user_id))
-            args = [self._ttl_ms, micros, data.session_id, *_session_args(data)]
-            calls.append(([*keys.session, keys.index], args))
+        now = now_utc()
+        calls = [
+            self._write_call(SessionKey(data.session_id, data.user_id), _session_args(data), now)
+            for data in batch
+        ]
         await self._conn.run_many("write_session", calls)
 
 

@@ -91,10 +91,6 @@ class Statements:
         self.get = text(f"SELECT {cols} {entries_of} AND e.entry_id = :id")
         self.latest_id = text(f"SELECT e.entry_id {entries_of} ORDER BY e.seq DESC LIMIT 1")
         self.count = text(f"SELECT s.qa_count FROM {t.sessions} s WHERE {KEY} AND {LIVE}")
-        self.session_row = text(
-            "SELECT s.created_at, s.updated_at, s.state, s.state_rev "
-            f"FROM {t.sessions} s WHERE {KEY} AND {LIVE}"
-        )
         self.graph = text(
             f"SELECT g.context FROM {t.sessions} s JOIN {t.graph} g "
             f"ON g.user_key = s.user_key AND g.session_key = s.session_key "

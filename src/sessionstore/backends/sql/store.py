@@ -391,19 +391,36 @@ class SQLStore(SQLItemSteps, SessionStore):
 
         await self._db.transaction(work)
 
+    async def _write_session(self, data: SessionData) -> None:
+        await self._write_batch([data])
+
     async def _write_sessions(self, batch: list[SessionData]) -> None:
+        try:
+            await self._write_batch(batch)
+        except InvalidParameterError:
+            if len(batch) == 1:
+                raise
+            # One session over MySQL's packet: write them one by one, so the ones
+            # before it land and the error names the one that cannot.
+            for data in batch:
+                await self._write_batch([data])
+
+    async def _write_batch(self, batch: list[SessionData]) -> None:
+        """Replace the sessions of ``batch`` in one transaction."""
         # Sorted by key: two imports of the same sessions take their rows in one order.
         ordered = sorted(batch, key=lambda data: (data.user_id or "", data.session_id))
         writes = [self._session_write(data) for data in ordered]
         sql = self._sql
         kept = [write for write in writes if not write.empty]
         ended = [write for write in writes if write.empty]
+        by_pairs = self._dialect.clears_by_pairs
 
         async def work(conn: AsyncConnection) -> None:
-            # The session rows first, as every write takes them (see _write_session).
+            # The session rows first, as every write takes them: a write racing the
+            # import waits for it, and the import waits for a write under way.
             if kept:
                 await conn.execute(sql.replace_session, [w.rows.session for w in kept])
-                if self._dialect.clears_by_pairs:
+                if by_pairs:
                     keys = self._batch_keys([w.params for w in kept])
                     for statement in sql.batch_clear:
                         await conn.execute(statement, keys)
@@ -422,24 +439,19 @@ class SQLStore(SQLItemSteps, SessionStore):
                     await conn.execute(sql.insert_graph, graphs)
                 if items:
                     await conn.execute(self._dialect.item_sql.insert, items)
-            if ended:
+            if ended and by_pairs:
                 await conn.execute(sql.batch_delete, self._batch_keys([w.params for w in ended]))
+            elif ended:
+                await conn.execute(sql.delete_any, [w.params for w in ended])
 
-        try:
-            await self._db.transaction(work)
-        except InvalidParameterError:
-            # One session over MySQL's packet: write them one by one, so the ones
-            # before it land and the error names the one that cannot.
-            for data in batch:
-                await self._write_session(data)
+        await self._db.transaction(work)
         self._sweeping.wrote()
 
     def _session_write(self, data: SessionData) -> _SessionWrite:
         params = self._params(SessionKey(data.session_id, data.user_id))
         rows = self._codec.session_rows(data, params)
         items = self._codec.item_rows(data, params)
-        empty = not (rows.entries or rows.traces or items or data.state.revision)
-        return _SessionWrite(params, rows, items, empty and rows.graph is None)
+        return _SessionWrite(params, rows, items, data.holds_nothing())
 
     @staticmethod
     def _batch_keys(params: list[dict[str, Any]]) -> dict[str, Any]:
@@ -449,34 +461,6 @@ class SQLStore(SQLItemSteps, SessionStore):
         for i, one in enumerate(padded):
             named[f"u{i}"], named[f"s{i}"] = one["u"], one["s"]
         return named
-
-    async def _write_session(self, data: SessionData) -> None:
-        params = self._params(SessionKey(data.session_id, data.user_id))
-        rows = self._codec.session_rows(data, params)
-        items = self._codec.item_rows(data, params)
-        sql = self._sql
-        empty = not (rows.entries or rows.traces or items or data.state.revision)
-
-        async def work(conn: AsyncConnection) -> None:
-            if empty and rows.graph is None:
-                await conn.execute(sql.delete_any, params)
-                return
-            # The session row first, as every write takes it: a write racing the
-            # import waits for it, and the import waits for a write under way.
-            await conn.execute(sql.replace_session, rows.session)
-            for statement in sql.clear_children:
-                await conn.execute(statement, params)
-            if rows.entries:
-                await conn.execute(sql.insert_entry, rows.entries)
-            if rows.traces:
-                await conn.execute(sql.insert_trace, rows.traces)
-            if rows.graph is not None:
-                await conn.execute(sql.insert_graph, rows.graph)
-            if items:
-                await conn.execute(self._dialect.item_sql.insert, items)
-
-        await self._db.transaction(work)
-        self._sweeping.wrote()
 
     # -- reads -------------------------------------------------------------------
 
@@ -575,22 +559,6 @@ class SQLStore(SQLItemSteps, SessionStore):
                 )
                 for key in keys
             ]
-
-        return await self._db.snapshot(work)
-
-    async def _read_session(self, key: SessionKey) -> SessionData | None:
-        params = self._params(key)
-        sql = self._sql
-
-        async def work(conn: AsyncConnection) -> SessionData | None:
-            session = (await conn.execute(sql.session_row, params)).mappings().first()
-            if session is None:
-                return None
-            entries = (await conn.execute(sql.all, params)).mappings().all()
-            graph = (await conn.execute(sql.graph, params)).mappings().first()
-            traces = (await conn.execute(sql.traces_all, params)).mappings().all()
-            items = (await conn.execute(self._dialect.item_sql.all, params)).mappings().all()
-            return self._codec.session(key, session, entries, graph, traces, items=items)
 
         return await self._db.snapshot(work)
 

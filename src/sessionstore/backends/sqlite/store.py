@@ -366,9 +366,6 @@ class SQLiteStore(SessionStore):
                 after_user_key=rows[-1]["user_key"], after_session_id=rows[-1]["session_id"]
             )
 
-    async def _read_session(self, key: SessionKey) -> SessionData | None:
-        return (await self._read_sessions([key]))[0]
-
     async def _read_sessions(self, keys: list[SessionKey]) -> list[SessionData | None]:
         def work(conn: sqlite3.Connection) -> list[SessionData | None]:
             conn.execute("BEGIN")  # one read transaction: one snapshot of the whole batch
@@ -415,14 +412,7 @@ class _SessionWrite:
     def __init__(self, data: SessionData, expires_us: int | None) -> None:
         self.rows = session_to_rows(data, expires_us)
         self.items, self.state = item_and_state_rows(data)
-        self.empty = not (
-            self.rows.entries
-            or self.rows.traces
-            or self.items
-            or self.state
-            or data.state.revision
-            or self.rows.graph is not None
-        )
+        self.empty = data.holds_nothing()
 
     def replace(self, conn: sqlite3.Connection) -> None:
         """Delete the session's rows and insert these, inside the caller's write transaction."""
