@@ -365,12 +365,18 @@ async def test_a_session_given_twice_in_one_batch_ends_as_the_later_dump(
     assert [e.question for e in await store.get_all_qa_entries("twice", "u")] == ["old", "new"]
 
 
-async def test_a_bad_dump_after_a_full_batch_keeps_every_session_before_it(
-    store: SessionStore,
-) -> None:
+async def _seed_dump(store: SessionStore) -> dict[str, Any]:
+    """The dump of a one-entry session of user "u", the store left empty."""
     await store.create_qa_entry("seed", "u", "q", "a")
     (seed,) = [d async for d in store.export_sessions()]
     await store.prune()
+    return seed
+
+
+async def test_a_bad_dump_after_a_full_batch_keeps_every_session_before_it(
+    store: SessionStore,
+) -> None:
+    seed = await _seed_dump(store)
     good = [{**seed, "session_id": f"good{n:03d}"} for n in range(SESSIONS_AT_ONCE + 10)]
     bad = {**seed, "session_id": "bad", "created_at": "not a time"}
     after = {**seed, "session_id": "after"}
@@ -383,9 +389,7 @@ async def test_a_bad_dump_after_a_full_batch_keeps_every_session_before_it(
 async def test_dumps_that_fail_midway_leave_every_session_before_imported(
     store: SessionStore,
 ) -> None:
-    await store.create_qa_entry("seed", "u", "q", "a")
-    (seed,) = [d async for d in store.export_sessions()]
-    await store.prune()
+    seed = await _seed_dump(store)
 
     def dumps() -> Iterator[dict[str, Any]]:
         for n in range(SESSIONS_AT_ONCE + 5):
