@@ -416,6 +416,29 @@ async def test_an_item_over_the_servers_packet_is_refused_before_it_is_sent(url:
 # -- a stalled server ------------------------------------------------------------------------
 
 
+async def _stalled_writes_ended(url: str, proxy: TcpProxy) -> None:
+    """Wait until the proxy has passed on and closed every stalled connection, and
+    the server has finished what they sent (no other connection of ours is busy)."""
+    busy = {
+        "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND state NOT IN ('idle')",
+        "mysql": "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+        "WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep'",
+    }
+    engine = create_async_engine(driver_url(url.split("?", maxsplit=1)[0]))
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            async with engine.connect() as conn:
+                query = busy[conn.dialect.name]
+                if not proxy.connections and not await conn.scalar(text(query)):
+                    return
+            await asyncio.sleep(0.01)  # polling a condition, with a deadline
+        raise AssertionError("the stalled writes did not end within 10 s")
+    finally:
+        await engine.dispose()
+
+
 async def test_item_calls_on_a_stalled_server_end_by_their_deadline(url: str) -> None:
     deadline = 0.5
     calls: dict[str, Callable[[SQLStore], Awaitable[object]]] = {
@@ -451,6 +474,9 @@ async def test_item_calls_on_a_stalled_server_end_by_their_deadline(url: str) ->
             # Each connection was closed, not put back in the pool mid-transaction.
             assert all(sql_engine._driver_closed(driver) for driver in drivers)
             proxy.resume()
-            # The same store works again (the stalled writes may have landed meanwhile).
+            # The stalled writes reach the server now, and may land: let them end
+            # first, or a stalled clear could land after the write below.
+            await _stalled_writes_ended(url, proxy)
+            # The same store works again.
             await store.append_items("s", "u", ["after"])
             assert (await store.get_items("s", "u", 1))[0].data == "after"
